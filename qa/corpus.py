@@ -1,0 +1,264 @@
+"""The corpus: FAQ entries read from hand-editable YAML files (or raw FAQ documents).
+
+A corpus file looks like::
+
+    title: Upper back FAQ
+    entries:
+      - id: how-do-you-strengthen-your-upper-back
+        question: How do you strengthen your upper back?
+        answer: |-
+          Strengthening exercises for the upper back muscles
+            1. Infraspinatus exercise I.
+        source: {document: upper_back_faq.txt, line: 1}
+        alternates:
+          - upper back strengthening exercises
+
+``load_faq`` validates every entry and reports problems with file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import CorpusError
+from .io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+CORPUS_SUFFIXES = (".yaml", ".yml")
+RAW_SUFFIXES = (".txt", ".md", ".markdown", ".csv", ".jsonl")
+_ENTRY_KEYS = {"id", "question", "answer", "source", "alternates"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an entry came from: the document and the line its question stands on."""
+
+    document: str
+    line: int | None = None
+
+    def to_dict(self, question: str) -> dict:
+        return {"document": self.document, "line": self.line, "question": question}
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    question: str
+    answer: str
+    source: Source
+    alternates: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_yaml_dict(self) -> dict:
+        data = {"id": self.id, "question": self.question, "answer": self.answer,
+                "source": {"document": self.source.document, "line": self.source.line}}
+        if self.source.line is None:
+            del data["source"]["line"]
+        if self.alternates:
+            data["alternates"] = list(self.alternates)
+        return data
+
+
+@dataclass
+class Corpus:
+    entries: list[Entry]
+    title: str = "FAQ"
+    files: list[Path] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def fingerprint(self) -> str:
+        """Content hash of the entries: cosmetic edits (comments, layout) keep it, any text change moves it."""
+        canon = [[e.id, e.question, e.answer, list(e.alternates), e.source.document] for e in self.entries]
+        return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+    def by_id(self) -> dict[str, Entry]:
+        return {e.id: e for e in self.entries}
+
+
+def slugify(text: str, max_len: int = 80) -> str:
+    """A stable id from a question: lowercase words joined by '-'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if len(slug) > max_len:
+        slug = slug[:max_len].rsplit("-", 1)[0]
+    return slug or "entry"
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file; invalid bytes are a CorpusError naming the line."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(path, "file not found") from None
+    except OSError as exc:
+        raise CorpusError(path, f"cannot read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CorpusError(path, f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", line) from None
+
+
+def corpus_files(path: Path) -> list[Path]:
+    """The FAQ files of a corpus: the file itself, or the YAML (and raw FAQ) files in a folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise CorpusError(path, "no such corpus file or folder (run `qa ingest FILE` to create one)")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES + RAW_SUFFIXES)
+    if not files:
+        raise CorpusError(path, "the corpus folder has no FAQ files (*.yaml, or .txt/.md/.csv/.jsonl)")
+    return files
+
+
+def load_faq(path: str | Path) -> Corpus:
+    """Load and validate a corpus from a YAML file, a raw FAQ document, or a folder of them.
+
+    Raises:
+        CorpusError: with file and line, for anything malformed.
+    """
+    files = corpus_files(Path(path))
+    entries: list[Entry] = []
+    titles: list[str] = []
+    seen_ids: dict[str, str] = {}
+    seen_questions: dict[str, str] = {}
+    for file in files:
+        if file.suffix.lower() in CORPUS_SUFFIXES:
+            title, located = _load_yaml_entries(file)
+        else:
+            from .ingest import ingest_file
+
+            result = ingest_file(file)
+            for skip in result.skipped:
+                logger.warning("%s", skip)
+            title, located = result.title, [(e, e.source.line) for e in result.entries]
+        if title:
+            titles.append(title)
+        for entry, line in located:
+            where = f"{file}:{line}" if line else str(file)
+            if entry.id in seen_ids:
+                raise CorpusError(file, f"duplicate id {entry.id!r} (first at {seen_ids[entry.id]})", line)
+            key = normalize_question(entry.question)
+            if key in seen_questions:
+                raise CorpusError(file, f"duplicate question {entry.question!r} (first at {seen_questions[key]})", line)
+            seen_ids[entry.id] = where
+            seen_questions[key] = where
+            entries.append(entry)
+    if not entries:
+        raise CorpusError(path, "the corpus has no entries")
+    return Corpus(entries=entries, title=titles[0] if len(titles) == 1 else "FAQ", files=files)
+
+
+def normalize_question(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]]]:
+    text = read_text(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CorpusError(path, f"YAML syntax error: {problem}", mark.line + 1 if mark else None) from None
+    if root is None:
+        raise CorpusError(path, "the file is empty")
+    if isinstance(root, yaml.SequenceNode):
+        title, items = None, root
+    elif isinstance(root, yaml.MappingNode):
+        top = {k.value: v for k, v in root.value}
+        title_node = top.get("title")
+        title = title_node.value if isinstance(title_node, yaml.ScalarNode) else None
+        items = top.get("entries")
+        if not isinstance(items, yaml.SequenceNode):
+            raise CorpusError(path, "expected a list under 'entries:'", root.start_mark.line + 1)
+    else:
+        raise CorpusError(path, "expected a mapping with 'entries:' or a list of entries", 1)
+    return title, [(_entry_from_node(path, node), node.start_mark.line + 1) for node in items.value]
+
+
+def _scalar(path: Path, node: yaml.Node, key: str) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise CorpusError(path, f"'{key}' must be text", node.start_mark.line + 1)
+    return node.value
+
+
+def _entry_from_node(path: Path, node: yaml.Node) -> Entry:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.MappingNode):
+        raise CorpusError(path, "an entry must be a mapping with question: and answer:", line)
+    fields_ = {k.value: v for k, v in node.value}
+    for key in fields_:
+        if key not in _ENTRY_KEYS:
+            raise CorpusError(path, f"unknown key {key!r} (known: {', '.join(sorted(_ENTRY_KEYS))})",
+                              next(k.start_mark.line + 1 for k, _ in node.value if k.value == key))
+    question = _scalar(path, fields_["question"], "question").strip() if "question" in fields_ else ""
+    if not question:
+        raise CorpusError(path, "entry has no question", line)
+    answer = _scalar(path, fields_["answer"], "answer").strip("\n") if "answer" in fields_ else ""
+    if not answer.strip():
+        raise CorpusError(path, f"entry {question!r} has no answer (add one or remove the entry)", line)
+    entry_id = _scalar(path, fields_["id"], "id").strip() if "id" in fields_ else slugify(question)
+    if not re.fullmatch(r"[\w.-]+", entry_id):
+        raise CorpusError(path, f"id {entry_id!r} may only hold letters, digits, '-', '_' and '.'",
+                          fields_["id"].start_mark.line + 1)
+    source = Source(document=path.name, line=None)
+    if "source" in fields_:
+        src = fields_["source"]
+        if isinstance(src, yaml.ScalarNode):
+            source = Source(document=src.value)
+        elif isinstance(src, yaml.MappingNode):
+            s = {k.value: v.value for k, v in src.value if isinstance(v, yaml.ScalarNode)}
+            raw_line = s.get("line")
+            source = Source(document=s.get("document") or path.name,
+                            line=int(raw_line) if raw_line and raw_line.isdigit() else None)
+        else:
+            raise CorpusError(path, "'source' must be text or a mapping with document: and line:",
+                              src.start_mark.line + 1)
+    alternates: tuple[str, ...] = ()
+    if "alternates" in fields_:
+        alt = fields_["alternates"]
+        if not isinstance(alt, yaml.SequenceNode):
+            raise CorpusError(path, "'alternates' must be a list of questions", alt.start_mark.line + 1)
+        alternates = tuple(_scalar(path, a, "alternates").strip() for a in alt.value if a.value.strip())
+    return Entry(id=entry_id, question=question, answer=answer, source=source, alternates=alternates)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(entries: list[Entry], title: str | None = None, header: str = "") -> str:
+    """Serialise entries to the corpus YAML format (multi-line answers as literal blocks)."""
+    data: dict = {}
+    if title:
+        data["title"] = title
+    data["entries"] = [e.to_yaml_dict() for e in entries]
+    body = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10**6, indent=2)
+    return header + body
+
+
+def save_faq(path: Path, entries: list[Entry], title: str | None = None) -> None:
+    header = (
+        "# FAQ corpus: one entry per question. Edit by hand; the index is rebuilt when this changes.\n"
+        "# Keys: id (stable), question and answer (verbatim from the source), source, alternates (optional\n"
+        "# other ways users ask the same question; they help matching).\n"
+    )
+    atomic_write_text(path, dump_yaml(entries, title, header))

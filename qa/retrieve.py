@@ -1,0 +1,80 @@
+"""Retrieval: score every entry for a question by meaning (FAISS) and by words (BM25), blended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import RetrievalSettings
+from .corpus import Corpus, Entry
+from .index import KINDS, Bundle
+
+#: Below this many vectors every vector is scored; above, the FAISS top candidates.
+_SCAN_ALL = 4096
+_CANDIDATES = 256
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float  # the blend the bot decides on
+    dense: float  # best cosine similarity over the entry's vectors (answers scaled by answer_weight)
+    lexical: float  # squashed BM25, 0..1
+
+
+class Retriever:
+    """Ranks entries for a question.
+
+    Args:
+        corpus: the entries, in the order the bundle was built from.
+        bundle: the loaded index bundle.
+        settings: weights of the blend.
+    """
+
+    def __init__(self, corpus: Corpus, bundle: Bundle, settings: RetrievalSettings):
+        self.corpus = corpus
+        self.bundle = bundle
+        self.settings = settings
+
+    def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
+               lexical_weight: float | None = None) -> list[Hit]:
+        """The ``k`` best entries for a question, best first.
+
+        Args:
+            text: the (cleaned) question, for lexical scoring.
+            vector: its unit embedding.
+            k: how many hits.
+            kinds: score only these vector kinds (default: all that were embedded).
+            lexical_weight: override the blend weight (0 = dense only, 1 = lexical only).
+        """
+        s = self.settings
+        w = s.lexical_weight if lexical_weight is None else lexical_weight
+        n = len(self.corpus)
+        dense = self._dense(vector, kinds) if w < 1 else np.zeros(n, np.float32)
+        lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
+        blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
+        k = min(k, n)
+        top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-blend[top], kind="stable")]
+        return [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
+
+    def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> np.ndarray:
+        b = self.bundle
+        n = len(self.corpus)
+        kv = b.ntotal if b.ntotal <= _SCAN_ALL else _CANDIDATES
+        sims, ids = b.index.search(vector.reshape(1, -1).astype(np.float32), kv)
+        sims, ids = sims[0], ids[0]
+        keep = ids >= 0
+        sims, ids = sims[keep], ids[keep]
+        weight = np.array([1.0, 1.0, self.settings.answer_weight], np.float32)[b.kind_of[ids]]
+        if kinds is not None:
+            allowed = np.isin(b.kind_of[ids], [KINDS.index(kind) for kind in kinds])
+            weight = np.where(allowed, weight, np.float32(-np.inf))
+        scored = np.where(np.isfinite(weight), sims * np.where(np.isfinite(weight), weight, 0), -1.0)
+        dense = np.full(n, -1.0, np.float32)
+        np.maximum.at(dense, b.entry_of[ids], scored.astype(np.float32))
+        if kv < b.ntotal and len(sims):
+            # Entries none of whose vectors made the candidate list score at most the weakest candidate.
+            dense[dense == -1.0] = float(sims.min())
+        return dense

@@ -1,0 +1,246 @@
+"""Safety: spot urgent messages and pin a fixed safety answer above everything else.
+
+Two detectors, both driven by the human-editable rules file (``corpus/safety.yaml``):
+
+1. **Rules**: regular expressions per category, matched on the message after
+   cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
+   A match right after a negation ("no chest pain, just stiffness") does not count;
+   an ``unless`` pattern in the same clause ("a fall years ago") vetoes its category.
+2. **Meaning**: the message (and each clause of a longer one) is compared with the
+   category's example sentences by embedding. It fires when it is close to an
+   urgent example and clearly closer to it than to any benign example (the benign
+   list plus every FAQ question), which catches indirect phrasing ("felt something
+   rip between my shoulder blades") without firing on FAQ questions.
+
+When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .errors import CorpusError
+from .corpus import read_text
+from .textnorm import SpellFixer, clean, words
+
+logger = logging.getLogger(__name__)
+
+LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
+_NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
+              "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero"}
+_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\n+")
+_CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
+                 (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
+
+
+@dataclass(frozen=True)
+class SafetyHit:
+    """A pinned safety answer for one category."""
+
+    category: str
+    level: str
+    title: str
+    message: str
+    reason: str  # what fired: "rule: ..." or "similar to: ..."
+
+    def to_dict(self) -> dict:
+        return {"category": self.category, "level": self.level, "title": self.title, "message": self.message}
+
+    @property
+    def blocks_answer(self) -> bool:
+        """Emergencies and crises show nothing but the safety message."""
+        return self.level in ("emergency", "crisis")
+
+
+@dataclass
+class Category:
+    id: str
+    level: str
+    title: str
+    message: str
+    patterns: list[re.Pattern]
+    unless: list[re.Pattern]
+    examples: list[str]
+
+
+@dataclass
+class SafetyRules:
+    categories: list[Category]
+    benign_examples: list[str]
+    similarity: float = 0.6  # an urgent example at least this close ...
+    margin: float = 0.05  # ... and this much closer than any benign one
+    fingerprint: str = ""
+    path: str = ""
+    _fixer: SpellFixer | None = field(default=None, repr=False)
+    _urgent_vecs: np.ndarray | None = field(default=None, repr=False)
+    _urgent_cat: np.ndarray | None = field(default=None, repr=False)
+    _benign_vecs: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SafetyRules":
+        """Read and validate the rules file; errors name the file and line."""
+        path = Path(path)
+        text = read_text(path)
+        try:
+            root = yaml.compose(text)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise CorpusError(path, f"YAML syntax error: {getattr(exc, 'problem', exc)}",
+                              mark.line + 1 if mark else None) from None
+        if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
+            raise CorpusError(path, "expected 'categories:' with a list of categories", 1)
+        lines = _item_lines(root, "categories")
+        categories = []
+        for i, item in enumerate(data["categories"]):
+            line = lines[i] if i < len(lines) else None
+            categories.append(_category(path, item, line))
+        settings = data.get("semantic") or {}
+        return cls(
+            categories=categories,
+            benign_examples=[str(x) for x in data.get("benign_examples") or []],
+            similarity=float(settings.get("similarity", 0.6)),
+            margin=float(settings.get("margin", 0.05)),
+            fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            path=str(path),
+        )
+
+    # --- preparing -----------------------------------------------------------------
+
+    def prepare(self, encoder, extra_benign: list[str] = (), known_words: set[str] | None = None) -> None:
+        """Embed the example sentences and set up typo correction (once, at load)."""
+        urgent = [(ex, i) for i, cat in enumerate(self.categories) for ex in cat.examples]
+        benign = list(self.benign_examples) + list(extra_benign)
+        vecs = encoder.encode([ex for ex, _ in urgent] + benign)
+        self._urgent_vecs = vecs[: len(urgent)]
+        self._urgent_cat = np.array([i for _, i in urgent], dtype=np.int32)
+        self._benign_vecs = vecs[len(urgent):]
+        self._set_fixer(known_words or set())
+
+    def _set_fixer(self, known_words: set[str]) -> None:
+        vocab: set[str] = set()
+        for cat in self.categories:
+            for ex in cat.examples:
+                vocab.update(words(ex))
+            for pat in cat.patterns:
+                vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
+        self._fixer = SpellFixer(vocab, known_words)
+
+    # --- checking ------------------------------------------------------------------
+
+    def normalize(self, text: str) -> str:
+        """Lowercase, typo-corrected text with contractions spelled out ("cant" -> "can't")."""
+        text = clean(text).lower()
+        if self._fixer is None:
+            self._set_fixer(set())
+        text = self._fixer.fix(text)
+        for pattern, repl in _CONTRACTIONS:
+            text = pattern.sub(repl, text)
+        return text
+
+    def check(self, text: str, encode=None, text_vector: np.ndarray | None = None) -> SafetyHit | None:
+        """The most pressing category the message falls in, or None.
+
+        Args:
+            text: the user's message (any length; callers cap it).
+            encode: ``list[str] -> np.ndarray`` for the meaning check; None skips it.
+            text_vector: the embedding of the whole message, if the caller has it already.
+        """
+        norm = self.normalize(text)
+        clauses = [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+        hits: list[SafetyHit] = []
+        negated: set[str] = set()
+        for cat in self.categories:
+            hit = self._rule_hit(cat, clauses, negated)
+            if hit:
+                hits.append(hit)
+        if not hits and encode is not None and self._urgent_vecs is not None and len(self._urgent_vecs):
+            hit = self._semantic_hit(text, clauses, encode, text_vector, negated)
+            if hit:
+                hits.append(hit)
+        if not hits:
+            return None
+        hits.sort(key=lambda h: LEVELS.index(h.level))
+        return hits[0]
+
+    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str]) -> SafetyHit | None:
+        for clause in clauses:
+            if any(u.search(clause) for u in cat.unless):
+                continue
+            for pattern in cat.patterns:
+                for m in pattern.finditer(clause):
+                    before = clause[: m.start()].split()[-3:]
+                    if any(w.strip(",.") in _NEGATIONS for w in before):
+                        negated.add(cat.id)
+                        continue
+                    return self._hit(cat, f"rule: {pattern.pattern}")
+        return None
+
+    def _semantic_hit(self, text, clauses, encode, text_vector, negated) -> SafetyHit | None:
+        pieces = [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
+        vectors = encode(pieces) if pieces else np.zeros((0, self._urgent_vecs.shape[1]), np.float32)
+        if text_vector is None:
+            text_vector = encode([clean(text)])[0]
+        vectors = np.vstack([text_vector[None, :], vectors])
+        urgent = vectors @ self._urgent_vecs.T  # (pieces, examples)
+        benign = (vectors @ self._benign_vecs.T).max(axis=1) if len(self._benign_vecs) else np.zeros(len(vectors))
+        order = np.argsort(-urgent, axis=None)
+        for flat in order[:20]:
+            piece, ex = np.unravel_index(int(flat), urgent.shape)
+            sim = float(urgent[piece, ex])
+            if sim < self.similarity:
+                break
+            cat = self.categories[int(self._urgent_cat[ex])]
+            if cat.id in negated:
+                continue
+            if sim - float(benign[piece]) >= self.margin:
+                return self._hit(cat, f"similar to: {cat.examples[self._example_index(ex)]} ({sim:.2f})")
+        return None
+
+    def _example_index(self, flat_example: int) -> int:
+        cat_index = int(self._urgent_cat[flat_example])
+        return flat_example - int(np.argmax(self._urgent_cat == cat_index))
+
+    @staticmethod
+    def _hit(cat: Category, reason: str) -> SafetyHit:
+        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
+
+
+def _item_lines(root: yaml.Node, key: str) -> list[int]:
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if k.value == key and isinstance(v, yaml.SequenceNode):
+                return [n.start_mark.line + 1 for n in v.value]
+    return []
+
+
+def _category(path: Path, item, line: int | None) -> Category:
+    if not isinstance(item, dict):
+        raise CorpusError(path, "a category must be a mapping", line)
+    for key in ("id", "level", "title", "message"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise CorpusError(path, f"category needs a text '{key}'", line)
+    if item["level"] not in LEVELS:
+        raise CorpusError(path, f"level must be one of {', '.join(LEVELS)}, not {item['level']!r}", line)
+
+    def compile_all(key: str) -> list[re.Pattern]:
+        out = []
+        for raw in item.get(key) or []:
+            try:
+                out.append(re.compile(rf"(?<![\w']){raw}(?![\w'])"))
+            except re.error as exc:
+                raise CorpusError(path, f"category {item['id']!r}: bad pattern {raw!r} ({exc})", line) from None
+        return out
+
+    return Category(
+        id=item["id"], level=item["level"], title=item["title"].strip(), message=item["message"],
+        patterns=compile_all("patterns"), unless=compile_all("unless"),
+        examples=[str(x) for x in item.get("examples") or []],
+    )

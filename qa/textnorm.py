@@ -1,0 +1,73 @@
+"""Cleaning user text before matching: control characters, HTML, whitespace, typos."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from rapidfuzz.distance import DamerauLevenshtein
+from rapidfuzz import process
+
+_TAG = re.compile(r"<\s*(script|style)\b.*?<\s*/\s*\1\s*>|<[^>]{0,500}>", re.IGNORECASE | re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "“": '"', "”": '"'})
+
+
+def clean(text: str) -> str:
+    """Text as a person meant it: NFKC, no control or bidi characters, no HTML tags, single spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub(" ", text)
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return " ".join(text.translate(_QUOTES).split())
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def has_letters(text: str) -> bool:
+    return any(ch.isalpha() for ch in text)
+
+
+def latin_share(text: str) -> float:
+    """Share of letters that are ASCII: a cheap "is this English-like" signal."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(ch.isascii() for ch in letters) / len(letters)
+
+
+class SpellFixer:
+    """Corrects words that are in no dictionary to a close word of the corpus.
+
+    A word is left alone when it is a known English word (the model's tokenizer
+    vocabulary) or a corpus word; otherwise it becomes the corpus word within one
+    edit (two for words of eight letters or more), if there is one.
+    """
+
+    def __init__(self, corpus_words: set[str], known_words: set[str]):
+        self.targets = sorted(w for w in corpus_words if len(w) >= 4)
+        self.known = known_words | corpus_words
+        self._memo: dict[str, str] = {}
+
+    def fix_word(self, word: str) -> str:
+        if len(word) < 4 or word in self.known or not word.isalpha():
+            return word
+        if word in self._memo:
+            return self._memo[word]
+        limit = 1 if len(word) < 8 else 2
+        best = process.extractOne(word, self.targets, scorer=DamerauLevenshtein.distance,
+                                  score_cutoff=limit)
+        fixed = best[0] if best else word
+        if len(self._memo) < 100_000:
+            self._memo[word] = fixed
+        return fixed
+
+    def fix(self, text: str) -> str:
+        """``text`` lowercased with its unknown words corrected."""
+        return _WORD.sub(lambda m: self.fix_word(m.group(0)), text.lower())
