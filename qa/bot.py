@@ -12,7 +12,7 @@ from .config import MAX_QUESTION_CHARS, MAX_SAFETY_CHARS, Paths, RetrievalSettin
 from .corpus import Corpus, load_faq
 from .embed import Encoder
 from .errors import IndexBundleError
-from .retrieve import Hit, Retriever
+from .retrieve import Hit, Results, Retriever
 from .safety import SafetyHit, SafetyRules
 from .textnorm import SpellFixer, clean, has_letters, latin_share, words
 
@@ -160,7 +160,7 @@ class FAQBot:
                                "I couldn't find any words in that message. Please type your question "
                                f"about the {self.corpus.title}.")
 
-        query = self.spelling.fix(_GREETING.sub("", text, count=1) or text)
+        query = self.prepare_query(text)
         vector = self.encoder.encode([query])[0]
         hit = self.rules.check(text, encode=self.encoder.encode, text_vector=vector)
         if hit and hit.blocks_answer:
@@ -172,13 +172,14 @@ class FAQBot:
             return self._reply(original, "invalid",
                                f"Sorry, I can only answer questions in English about the {self.corpus.title}.", hit)
 
-        hits = self.retriever.search(query, vector, k=self.settings.max_suggestions + 1)
-        return self._decide(original, hits, hit)
+        results = self.retriever.search(query, vector, k=self.settings.max_suggestions + 1)
+        return self._decide(original, results, hit)
 
-    def _decide(self, question: str, hits: list[Hit], safety: SafetyHit | None) -> Answer:
+    def _decide(self, question: str, results: Results, safety: SafetyHit | None) -> Answer:
         s = self.settings
+        hits = results.hits
         best = hits[0]
-        if best.score < s.threshold:
+        if best.score < s.threshold or results.out_of_scope - best.dense >= s.out_of_scope_margin:
             return Answer(
                 question, False, "fallback",
                 answer=(f"Sorry, I couldn't find that in the {self.corpus.title}. "
@@ -215,9 +216,14 @@ class FAQBot:
 
     # --- for evaluation --------------------------------------------------------------
 
-    def search(self, question: str, k: int = 5, **overrides) -> list[Hit]:
+    def prepare_query(self, text: str) -> str:
+        """The text retrieval works on: cleaned, without a leading greeting, typos corrected."""
+        text = clean(text)
+        return self.spelling.fix(_GREETING.sub("", text, count=1) or text)
+
+    def search(self, question: str, k: int = 5, **overrides) -> Results:
         """Rank entries for a question exactly as :meth:`ask` does (for evaluation and comparisons)."""
-        query = self.spelling.fix(_GREETING.sub("", clean(question), count=1) or clean(question))
+        query = self.prepare_query(question)
         vector = self.encoder.encode([query])[0]
         return self.retriever.search(query, vector, k=k, **overrides)
 

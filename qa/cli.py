@@ -100,16 +100,19 @@ def cmd_ingest(args) -> int:
     if not result.entries:
         raise QAError(f"no entries found in {', '.join(map(str, args.files))}")
     out = args.output or project_root() / "corpus" / "faq" / f"{args.files[0].stem}.yaml"
-    entries = result.entries
+    entries, out_of_scope, title = result.entries, (), args.title or result.title
     if out.exists():
-        # Re-ingesting an updated document keeps the alternates written by hand.
+        # Re-ingesting an updated document keeps what was written by hand: alternates, out_of_scope, title.
         try:
-            old = {e.id: e for e in load_faq(out).entries}
+            old_corpus = load_faq(out)
         except QAError:
-            old = {}
-        entries = [e if e.alternates or e.id not in old else
-                   type(e)(e.id, e.question, e.answer, e.source, old[e.id].alternates) for e in entries]
-    save_faq(out, entries, title=args.title or result.title)
+            old_corpus = None
+        if old_corpus:
+            old = old_corpus.by_id()
+            entries = [e if e.alternates or e.id not in old else
+                       type(e)(e.id, e.question, e.answer, e.source, old[e.id].alternates) for e in entries]
+            out_of_scope, title = old_corpus.out_of_scope, title or old_corpus.title
+    save_faq(out, entries, title=title, out_of_scope=out_of_scope)
     print(f"wrote {len(entries)} entries to {out} ({len(result.skipped)} skipped)")
     return 0
 

@@ -103,15 +103,19 @@ class RetrievalSettings:
     """
 
     #: Which texts of an entry get a vector: its question, its alternates, its answer.
-    embed_fields: tuple[str, ...] = ("question", "alternates", "answer")
+    embed_fields: tuple[str, ...] = ("question", "alternates", "answer", "sentences")
     #: Answer vectors match less sharply than question vectors; their similarity is scaled by this.
     answer_weight: float = 0.9
+    #: Likewise for the vectors of single answer sentences and list items.
+    sentence_weight: float = 0.8
     #: Share of the lexical (BM25) score in the blend.
     lexical_weight: float = 0.3
     #: BM25 scores are squashed to [0, 1) as s / (s + lexical_scale).
     lexical_scale: float = 4.0
     #: Below this blended score the FAQ is taken not to cover the question.
     threshold: float = 0.45
+    #: Decline when the nearest out-of-scope question is at least this much closer than the best entry.
+    out_of_scope_margin: float = 0.0
     #: Runner-ups within this margin of the best score are offered as suggestions.
     tie_margin: float = 0.04
     #: Score at or above which confidence is "high" (between threshold and this: "medium").

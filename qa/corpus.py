@@ -71,6 +71,9 @@ class Corpus:
     entries: list[Entry]
     title: str = "FAQ"
     files: list[Path] = field(default_factory=list)
+    #: Questions the FAQ does NOT answer, close to its topic ("lower back pain" for an upper-back FAQ):
+    #: a question nearer to one of these than to any entry is declined.
+    out_of_scope: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -78,6 +81,7 @@ class Corpus:
     def fingerprint(self) -> str:
         """Content hash of the entries: cosmetic edits (comments, layout) keep it, any text change moves it."""
         canon = [[e.id, e.question, e.answer, list(e.alternates), e.source.document] for e in self.entries]
+        canon.append(list(self.out_of_scope))
         return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def by_id(self) -> dict[str, Entry]:
@@ -131,9 +135,11 @@ def load_faq(path: str | Path) -> Corpus:
     titles: list[str] = []
     seen_ids: dict[str, str] = {}
     seen_questions: dict[str, str] = {}
+    out_of_scope: list[str] = []
     for file in files:
         if file.suffix.lower() in CORPUS_SUFFIXES:
-            title, located = _load_yaml_entries(file)
+            title, located, decoys = _load_yaml_entries(file)
+            out_of_scope.extend(decoys)
         else:
             from .ingest import ingest_file
 
@@ -155,14 +161,15 @@ def load_faq(path: str | Path) -> Corpus:
             entries.append(entry)
     if not entries:
         raise CorpusError(path, "the corpus has no entries")
-    return Corpus(entries=entries, title=titles[0] if len(titles) == 1 else "FAQ", files=files)
+    return Corpus(entries=entries, title=titles[0] if len(titles) == 1 else "FAQ", files=files,
+                  out_of_scope=tuple(out_of_scope))
 
 
 def normalize_question(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]]]:
+def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]], list[str]]:
     text = read_text(path)
     try:
         root = yaml.compose(text)
@@ -172,18 +179,28 @@ def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]]]
         raise CorpusError(path, f"YAML syntax error: {problem}", mark.line + 1 if mark else None) from None
     if root is None:
         raise CorpusError(path, "the file is empty")
+    decoys: list[str] = []
     if isinstance(root, yaml.SequenceNode):
         title, items = None, root
     elif isinstance(root, yaml.MappingNode):
         top = {k.value: v for k, v in root.value}
+        for key_node, _ in root.value:
+            if key_node.value not in ("title", "entries", "out_of_scope"):
+                raise CorpusError(path, f"unknown top-level key {key_node.value!r} (known: title, entries, "
+                                  "out_of_scope)", key_node.start_mark.line + 1)
         title_node = top.get("title")
         title = title_node.value if isinstance(title_node, yaml.ScalarNode) else None
         items = top.get("entries")
         if not isinstance(items, yaml.SequenceNode):
             raise CorpusError(path, "expected a list under 'entries:'", root.start_mark.line + 1)
+        if "out_of_scope" in top:
+            node = top["out_of_scope"]
+            if not isinstance(node, yaml.SequenceNode):
+                raise CorpusError(path, "'out_of_scope' must be a list of questions", node.start_mark.line + 1)
+            decoys = [_scalar(path, n, "out_of_scope").strip() for n in node.value if n.value.strip()]
     else:
         raise CorpusError(path, "expected a mapping with 'entries:' or a list of entries", 1)
-    return title, [(_entry_from_node(path, node), node.start_mark.line + 1) for node in items.value]
+    return title, [(_entry_from_node(path, node), node.start_mark.line + 1) for node in items.value], decoys
 
 
 def _scalar(path: Path, node: yaml.Node, key: str) -> str:
@@ -245,20 +262,25 @@ def _str_representer(dumper: yaml.SafeDumper, value: str):
 _Dumper.add_representer(str, _str_representer)
 
 
-def dump_yaml(entries: list[Entry], title: str | None = None, header: str = "") -> str:
+def dump_yaml(entries: list[Entry], title: str | None = None, header: str = "",
+              out_of_scope: tuple[str, ...] = ()) -> str:
     """Serialise entries to the corpus YAML format (multi-line answers as literal blocks)."""
     data: dict = {}
     if title:
         data["title"] = title
+    if out_of_scope:
+        data["out_of_scope"] = list(out_of_scope)
     data["entries"] = [e.to_yaml_dict() for e in entries]
     body = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10**6, indent=2)
     return header + body
 
 
-def save_faq(path: Path, entries: list[Entry], title: str | None = None) -> None:
+def save_faq(path: Path, entries: list[Entry], title: str | None = None, out_of_scope: tuple[str, ...] = ()) -> None:
     header = (
         "# FAQ corpus: one entry per question. Edit by hand; the index is rebuilt when this changes.\n"
         "# Keys: id (stable), question and answer (verbatim from the source), source, alternates (optional\n"
         "# other ways users ask the same question; they help matching).\n"
+        "# out_of_scope: questions close to the topic that this FAQ does NOT answer; a message nearer to\n"
+        "# one of them than to any entry is declined.\n"
     )
-    atomic_write_text(path, dump_yaml(entries, title, header))
+    atomic_write_text(path, dump_yaml(entries, title, header, out_of_scope))

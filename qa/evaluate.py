@@ -1,7 +1,526 @@
-"""Evaluation of retrieval accuracy, off-topic rejection and safety on a labelled set."""
+"""Evaluation: how well the bot answers a labelled set of questions, and tuning on part of it.
+
+The labelled set is JSON lines, one question a line (see README, "Evaluating")::
+
+    {"question": "upper back exercises", "ids": ["how-do-you-strengthen-your-upper-back"], "safety": null,
+     "kind": "keywords", "split": "test"}
+
+- ``ids``: entries that correctly answer it; ``[]`` when the FAQ does not cover it (must be declined).
+- ``safety``: the category that must be pinned, or null (then it must NOT be pinned).
+- ``kind``: a free label used to break figures down (paraphrase, misspelling, off_topic, urgent, ...).
+- ``split``: ``tune`` (used to choose settings) or ``test`` (only ever reported).
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+from .config import RetrievalSettings, project_root
+from .index import OUT_OF_SCOPE
+from .corpus import Corpus, read_text
+from .errors import CorpusError, QAError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("tune", "test", "all")
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    ids: tuple[str, ...]
+    safety: str | None
+    kind: str
+    split: str
+    line: int
+
+    @property
+    def in_scope(self) -> bool:
+        return bool(self.ids) and not self.safety
+
+    @property
+    def off_topic(self) -> bool:
+        return not self.ids and not self.safety
+
+
+def load_labelled(path: str | Path, corpus: Corpus | None = None, split: str = "all") -> list[Item]:
+    """Read a labelled set; ids must exist in ``corpus`` (errors name file and line)."""
+    path = Path(path)
+    known = set(corpus.by_id()) if corpus else None
+    items = []
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise CorpusError(path, f"not valid JSON ({exc})", number) from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("question"), str):
+            raise CorpusError(path, 'expected an object with a "question" string', number)
+        ids = obj.get("ids") or []
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise CorpusError(path, '"ids" must be a list of entry ids', number)
+        if known is not None and (unknown := [i for i in ids if i not in known]):
+            raise CorpusError(path, f"unknown entry id(s) {unknown} (not in the corpus)", number)
+        item_split = obj.get("split", "test")
+        if item_split not in ("tune", "test"):
+            raise CorpusError(path, f'"split" must be "tune" or "test", not {item_split!r}', number)
+        if split != "all" and item_split != split:
+            continue
+        items.append(Item(obj["question"], tuple(ids), obj.get("safety") or None,
+                          obj.get("kind") or ("urgent" if obj.get("safety") else "in_scope" if ids else "off_topic"),
+                          item_split, number))
+    if not items:
+        raise CorpusError(path, f"no labelled questions (split {split!r})")
+    return items
+
+
+def default_labelled_path(corpus_path: Path) -> Path | None:
+    """``corpus/eval/<name>.jsonl`` for our corpus; ``<corpus>.eval.jsonl`` beside a custom one."""
+    root = project_root()
+    candidates = [corpus_path.parent / f"{corpus_path.stem}.eval.jsonl"]
+    if corpus_path.resolve() == (root / "corpus" / "faq").resolve():
+        candidates = sorted((root / "corpus" / "eval").glob("*.jsonl")) + candidates
+    return next((c for c in candidates if c.exists()), None)
+
+
+# --- running -----------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    item: Item
+    answer: dict
+    ranked: list[tuple[str, float]]  # (entry id, score), best first, ignoring the threshold
+    seconds: float
+
+
+def run(bot, items: list[Item], k: int = 5) -> list[Outcome]:
+    """Ask every question (timed) and keep the ranked entries too (for recall@k and MRR)."""
+    outcomes = []
+    for item in items:
+        start = time.perf_counter()
+        answer = bot.ask(item.question).to_dict()
+        seconds = time.perf_counter() - start
+        ranked = [(h.entry.id, h.score) for h in bot.search(item.question, k=k).hits] if item.in_scope or item.off_topic else []
+        outcomes.append(Outcome(item, answer, ranked, seconds))
+    return outcomes
+
+
+def _rank(ranked: list[tuple[str, float]], ids: tuple[str, ...]) -> int | None:
+    return next((i + 1 for i, (entry_id, _) in enumerate(ranked) if entry_id in ids), None)
+
+
+def _share(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def metrics(outcomes: list[Outcome]) -> dict:
+    """The figures `qa eval` prints: accuracy, recall@3, MRR, declines, safety, latency."""
+    ins = [o for o in outcomes if o.item.in_scope]
+    off = [o for o in outcomes if o.item.off_topic]
+    urgent = [o for o in outcomes if o.item.safety]
+    calm = [o for o in outcomes if not o.item.safety]
+    benign = [o for o in calm if o.item.kind == "benign_alarming"]
+    ranks = [_rank(o.ranked, o.item.ids) for o in ins]
+    latency = np.array([o.seconds for o in outcomes]) * 1000
+    by_kind: dict[str, dict] = {}
+    for kind in sorted({o.item.kind for o in ins}):
+        group = [o for o in ins if o.item.kind == kind]
+        by_kind[kind] = {"n": len(group), "top1": _share(sum(_correct(o) for o in group), len(group))}
+    return {
+        "questions": len(outcomes),
+        "in_scope": len(ins),
+        "top1": _share(sum(_correct(o) for o in ins), len(ins)),
+        "recall_at_3": _share(sum(1 for r in ranks if r and r <= 3), len(ins)),
+        "mrr": sum(1 / r for r in ranks if r) / len(ins) if ins else None,
+        "in_scope_declined": _share(sum(not o.answer["answered"] for o in ins), len(ins)),
+        "off_topic": len(off),
+        "off_topic_declined": _share(sum(not o.answer["answered"] for o in off), len(off)),
+        "urgent": len(urgent),
+        "safety_recall": _share(sum(o.answer["safety"] is not None for o in urgent), len(urgent)),
+        "safety_category_match": _share(sum((o.answer["safety"] or {}).get("category") == o.item.safety
+                                            for o in urgent), len(urgent)),
+        "false_alarms": _share(sum(o.answer["safety"] is not None for o in calm), len(calm)),
+        "benign_alarming": len(benign),
+        "benign_false_alarms": _share(sum(o.answer["safety"] is not None for o in benign), len(benign)),
+        "latency_ms_p50": float(np.percentile(latency, 50)) if len(latency) else None,
+        "latency_ms_p95": float(np.percentile(latency, 95)) if len(latency) else None,
+        "top1_by_kind": by_kind,
+    }
+
+
+def _correct(o: Outcome) -> bool:
+    return bool(o.answer["answered"]) and o.answer["entry_id"] in o.item.ids
+
+
+def misses(outcomes: list[Outcome]) -> list[dict]:
+    """Every question the bot got wrong, with what it expected and what it did."""
+    out = []
+    for o in outcomes:
+        it, a = o.item, o.answer
+        if it.safety:
+            if a["safety"] is None:
+                out.append({"line": it.line, "question": it.question, "expected": f"pin {it.safety}",
+                            "got": a["kind"] if not a["answered"] else a["entry_id"], "score": a["score"]})
+            continue
+        if a["safety"] is not None:
+            out.append({"line": it.line, "question": it.question, "expected": "no safety pin",
+                        "got": f"pinned {a['safety']['category']}", "score": a["score"]})
+            if not a["answered"]:
+                continue
+        if it.in_scope and not _correct(o):
+            out.append({"line": it.line, "question": it.question, "expected": " | ".join(it.ids),
+                        "got": a["entry_id"] if a["answered"] else f"declined ({a['kind']})", "score": a["score"]})
+        elif it.off_topic and a["answered"]:
+            out.append({"line": it.line, "question": it.question, "expected": "declined",
+                        "got": a["entry_id"], "score": a["score"]})
+    return out
+
+
+# --- comparing methods and tuning ---------------------------------------------------
+
+
+@dataclass
+class Components:
+    """Per-question, per-entry score parts, so blends can be recomputed without re-encoding."""
+
+    question_sim: np.ndarray  # (questions, entries): best over question vectors
+    alternate_sim: np.ndarray  # best over alternate vectors (-1 when none)
+    answer_sim: np.ndarray  # answer vector similarity
+    sentence_sim: np.ndarray  # best over the answer's sentence vectors
+    bm25: np.ndarray  # raw BM25
+    out_of_scope: np.ndarray  # (questions,): nearest out-of-scope question (-1 when none)
+    items: list[Item] = field(default_factory=list)
+    entry_ids: list[str] = field(default_factory=list)
+
+
+def components(bot, items: list[Item]) -> Components:
+    """Score every entry for every question, part by part (small FAQs; used by tune and --compare)."""
+    b = bot.bundle
+    n = len(bot.corpus)
+    parts = {kind: np.full((len(items), n), -1.0, np.float32) for kind in range(4)}
+    decoy = np.full(len(items), -1.0, np.float32)
+    bm = np.zeros((len(items), n), np.float32)
+    queries = [bot.prepare_query(it.question) for it in items]
+    vectors = bot.encoder.encode(queries)
+    all_vecs = b.index.reconstruct_n(0, b.ntotal) if b.ntotal <= 200_000 else None
+    if all_vecs is None:
+        raise QAError("comparisons need a corpus of at most 200,000 vectors")
+    sims = vectors @ all_vecs.T
+    for kind in range(4):
+        cols = np.flatnonzero(b.kind_of == kind)
+        for row in range(len(items)):
+            np.maximum.at(parts[kind][row], b.entry_of[cols], sims[row, cols])
+    decoy_cols = np.flatnonzero(b.kind_of == OUT_OF_SCOPE)
+    if len(decoy_cols):
+        decoy = sims[:, decoy_cols].max(axis=1)
+    for row, q in enumerate(queries):
+        bm[row] = b.lexical.scores(q, scale=None)
+    return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, items, [e.id for e in bot.corpus.entries])
+
+
+@dataclass
+class Scored:
+    """Blended scores of every entry for every question, with what the decline rule needs."""
+
+    scores: np.ndarray  # (questions, entries)
+    dense: np.ndarray  # (questions, entries)
+    out_of_scope: np.ndarray  # (questions,)
+    use_out_of_scope: bool
+    out_of_scope_margin: float = 0.0
+
+
+def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_weight: float,
+          lexical_scale: float, use_out_of_scope: bool = True, out_of_scope_margin: float = 0.0,
+          sentence_weight: float = 0.8) -> Scored:
+    dense = np.full(c.question_sim.shape, -1.0, np.float32)
+    if "question" in kinds:
+        dense = np.maximum(dense, c.question_sim)
+    if "alternates" in kinds:
+        dense = np.maximum(dense, c.alternate_sim)
+    if "answer" in kinds:
+        dense = np.maximum(dense, answer_weight * c.answer_sim)
+    if "sentences" in kinds:
+        dense = np.maximum(dense, sentence_weight * c.sentence_sim)
+    lex = c.bm25 / (c.bm25 + lexical_scale)
+    scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex
+    return Scored(scores, dense, c.out_of_scope, use_out_of_scope, out_of_scope_margin)
+
+
+def score_table(c: Components, s: Scored, threshold: float) -> dict:
+    """Accuracy figures at a threshold, declining as the bot does (safety pins are not part of retrieval)."""
+    ins = [i for i, it in enumerate(c.items) if it.in_scope]
+    off = [i for i, it in enumerate(c.items) if it.off_topic]
+    order = np.argsort(-s.scores, axis=1)
+    return _figures(c, s, order, ins, off, threshold)
+
+
+def _declines(s: Scored, i: int, top: int, threshold: float) -> bool:
+    if s.scores[i, top] < threshold:
+        return True
+    return s.use_out_of_scope and s.out_of_scope[i] - s.dense[i, top] >= s.out_of_scope_margin
+
+
+def _figures(c, s: Scored, order, ins, off, threshold) -> dict:
+    entry_ids = c.entry_ids
+    top1 = r3 = rr = declined = 0
+    for i in ins:
+        ranked = [entry_ids[j] for j in order[i, :10]]
+        rank = next((r + 1 for r, e in enumerate(ranked) if e in c.items[i].ids), None)
+        if _declines(s, i, order[i, 0], threshold):
+            declined += 1
+        elif rank == 1:
+            top1 += 1
+        r3 += bool(rank and rank <= 3)
+        rr += 1 / rank if rank else 0
+    off_declined = sum(_declines(s, i, order[i, 0], threshold) for i in off)
+    return {
+        "top1": _share(top1, len(ins)), "recall_at_3": _share(r3, len(ins)), "mrr": _share(rr, len(ins)),
+        "in_scope_declined": _share(declined, len(ins)), "off_topic_declined": _share(off_declined, len(off)),
+        "threshold": threshold,
+    }
+
+
+def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 0.03) -> float:
+    """The threshold that maximises correct answers plus correct declines on this set.
+
+    Among equally good thresholds the midpoint of the best run is taken, which keeps
+    the most room on both sides.
+    """
+    ins = [i for i, it in enumerate(c.items) if it.in_scope]
+    off = [i for i, it in enumerate(c.items) if it.off_topic]
+    order = np.argsort(-scores.scores, axis=1)
+    candidates = np.round(np.arange(0.20, 0.80, 0.005), 3)
+    values = []
+    for t in candidates:
+        f = _figures(c, scores, order, ins, off, float(t))
+        ok = (f["in_scope_declined"] or 0) <= max_wrongly_declined
+        gain = (f["top1"] or 0) * len(ins) + (f["off_topic_declined"] or 0) * len(off)
+        values.append(gain if ok else -1)
+    values = np.array(values)
+    best = np.flatnonzero(values == values.max())
+    # the longest run of consecutive best thresholds, and its middle
+    runs = np.split(best, np.flatnonzero(np.diff(best) != 1) + 1)
+    run_ = max(runs, key=len)
+    return float(candidates[run_[len(run_) // 2]])
+
+
+METHODS = {
+    "dense: question only": dict(kinds=("question",), lexical_weight=0.0, use_out_of_scope=False),
+    "dense: question + answer": dict(kinds=("question", "answer"), lexical_weight=0.0, use_out_of_scope=False),
+    "dense: question + alternates + answer + sentences": dict(
+        kinds=("question", "alternates", "answer", "sentences"), lexical_weight=0.0, use_out_of_scope=False),
+    "lexical: bm25s": dict(kinds=(), lexical_weight=1.0, use_out_of_scope=False),
+    "hybrid, no out-of-scope list": dict(use_out_of_scope=False),
+    "hybrid (shipped)": dict(),
+}
+
+
+def compare(bot, tune_items: list[Item], test_items: list[Item]) -> list[dict]:
+    """Each method with its own threshold chosen on the tuning part, scored on the test part."""
+    s = bot.settings
+    c_tune, c_test = components(bot, tune_items), components(bot, test_items)
+    rows = []
+    for name, over in METHODS.items():
+        kw = dict(kinds=over.get("kinds", s.embed_fields), lexical_weight=over.get("lexical_weight", s.lexical_weight),
+                  answer_weight=s.answer_weight, lexical_scale=s.lexical_scale,
+                  use_out_of_scope=over.get("use_out_of_scope", True), out_of_scope_margin=s.out_of_scope_margin,
+                  sentence_weight=s.sentence_weight)
+        threshold = s.threshold if not over else best_threshold(c_tune, blend(c_tune, **kw))
+        row = score_table(c_test, blend(c_test, **kw), threshold)
+        rows.append({"method": name, **row})
+    return rows
+
+
+def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
+    """Grid-search blend weights and the threshold on the tuning part only."""
+    c = components(bot, tune_items)
+    base = bot.settings
+    best: tuple | None = None
+    grid = product([0.1, 0.2, 0.3, 0.4, 0.5], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0], [-0.02, 0.0, 0.03],
+                   [0.7, 0.8, 0.9] if "sentences" in base.embed_fields else [base.sentence_weight])
+    for w, aw, scale, margin, sw in grid:
+        scores = blend(c, base.embed_fields, w, aw, scale, True, margin, sw)
+        t = best_threshold(c, scores)
+        f = score_table(c, scores, t)
+        key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -abs(w - base.lexical_weight))
+        if best is None or key > best[0]:
+            best = (key, w, aw, scale, margin, sw, t, f)
+    _, w, aw, scale, margin, sw, t, f = best
+    tuned = RetrievalSettings(**{**base.to_dict(), "embed_fields": base.embed_fields, "lexical_weight": w,
+                                 "answer_weight": aw, "lexical_scale": scale, "out_of_scope_margin": margin,
+                                 "sentence_weight": sw, "threshold": t})
+    return tuned, f
+
+
+# --- the commands ---------------------------------------------------------------------
 
 
 def add_commands(sub, with_paths) -> None:
     """Register `qa eval` and `qa tune`."""
+    sp = with_paths(sub.add_parser("eval", help="measure accuracy, declines, safety and latency on a labelled set"))
+    sp.add_argument("--labels", type=Path, help="labelled set (JSONL; default corpus/eval/*.jsonl)")
+    sp.add_argument("--split", choices=SPLITS, default="test", help="which part to report (default: test)")
+    sp.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sp.add_argument("--compare", action="store_true", help="compare retrieval methods side by side")
+    sp.add_argument("--plot", type=Path, metavar="FILE.png", help="draw score distributions and per-entry accuracy")
+    sp.add_argument("--misses", type=int, default=50, metavar="N", help="list at most N misses (default 50)")
+    sp.set_defaults(func=cmd_eval)
+
+    sp = with_paths(sub.add_parser("tune", help="choose the threshold and blend weights on the tuning part"))
+    sp.add_argument("--labels", type=Path, help="labelled set (JSONL; default corpus/eval/*.jsonl)")
+    sp.add_argument("--dry-run", action="store_true", help="report, but do not save the settings")
+    sp.set_defaults(func=cmd_tune)
+
+
+def _labels(args, bot) -> Path:
+    path = args.labels or default_labelled_path(bot.paths.corpus)
+    if path is None:
+        raise QAError("no labelled set found: pass --labels FILE.jsonl (see README, 'Evaluating')")
+    return path
+
+
+def _pct(x) -> str:
+    return "  n/a" if x is None else f"{100 * x:5.1f}%"
+
+
+def cmd_eval(args) -> int:
+    from .cli import load_bot
+
+    bot = load_bot(args)
+    path = _labels(args, bot)
+    items = load_labelled(path, bot.corpus, args.split)
+    if args.compare:
+        rows = compare(bot, load_labelled(path, bot.corpus, "tune"), items)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(format_compare(rows, path, args.split))
+        return 0
+    outcomes = run(bot, items)
+    m = metrics(outcomes)
+    missed = misses(outcomes)
+    if args.plot:
+        plot(bot, outcomes, args.plot)
+    if args.json:
+        print(json.dumps({"labels": str(path), "split": args.split, "settings": bot.settings.to_dict(),
+                          "metrics": m, "misses": missed}, indent=2, ensure_ascii=False))
+        return 0
+    print(format_metrics(m, path, args.split))
+    if missed:
+        print(f"\nMisses ({len(missed)}; line in {path.name}: question -> expected / got, score):")
+        for miss in missed[: args.misses]:
+            score = "" if miss["score"] is None else f", {miss['score']:.2f}"
+            print(f"  {miss['line']:>4}: {miss['question'][:70]!r}\n        expected {miss['expected']} / got {miss['got']}{score}")
+    if args.plot:
+        print(f"\nplot written to {args.plot}")
+    return 0
+
+
+def format_metrics(m: dict, path: Path, split: str) -> str:
+    rows = [
+        ("questions", f"{m['questions']}"),
+        (f"in-scope answered correctly (top-1, n={m['in_scope']})", _pct(m["top1"])),
+        ("right entry in the top 3 (recall@3)", _pct(m["recall_at_3"])),
+        ("mean reciprocal rank", "  n/a" if m["mrr"] is None else f"{m['mrr']:.3f}"),
+        ("in-scope wrongly declined", _pct(m["in_scope_declined"])),
+        (f"off-topic correctly declined (n={m['off_topic']})", _pct(m["off_topic_declined"])),
+        (f"urgent messages pinned (safety recall, n={m['urgent']})", _pct(m["safety_recall"])),
+        ("  ... with the expected category", _pct(m["safety_category_match"])),
+        (f"false alarms on all non-urgent messages", _pct(m["false_alarms"])),
+        (f"false alarms on benign alarming messages (n={m['benign_alarming']})", _pct(m["benign_false_alarms"])),
+        ("latency per question p50 / p95",
+         f"{m['latency_ms_p50']:.1f} / {m['latency_ms_p95']:.1f} ms" if m["latency_ms_p50"] is not None else "n/a"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"Evaluation on {path.name}, split '{split}'", "-" * (width + 16)]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    if m["top1_by_kind"]:
+        lines.append("top-1 by kind: " + ", ".join(f"{k} {_pct(v['top1']).strip()} (n={v['n']})"
+                                                   for k, v in m["top1_by_kind"].items()))
+    return "\n".join(lines)
+
+
+def format_compare(rows: list[dict], path: Path, split: str) -> str:
+    head = f"| method | top-1 | recall@3 | MRR | in-scope declined | off-topic declined | threshold |"
+    lines = [f"Retrieval methods on {path.name}, split '{split}' (thresholds chosen on 'tune'):", "", head,
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {_pct(r['top1']).strip()} | {_pct(r['recall_at_3']).strip()} | "
+                     f"{r['mrr']:.3f} | {_pct(r['in_scope_declined']).strip()} | "
+                     f"{_pct(r['off_topic_declined']).strip()} | {r['threshold']:.3f} |")
+    return "\n".join(lines)
+
+
+def cmd_tune(args) -> int:
+    from .cli import load_bot
+
+    bot = load_bot(args)
+    path = _labels(args, bot)
+    tune_items = load_labelled(path, bot.corpus, "tune")
+    test_items = load_labelled(path, bot.corpus, "test")
+    before = metrics(run(bot, test_items))
+    tuned, fig = tune(bot, tune_items)
+    print(f"tuned on {len(tune_items)} questions of {path.name}: lexical_weight={tuned.lexical_weight}, "
+          f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}")
+    print(f"  on the tuning part: top-1 {_pct(fig['top1'])}, off-topic declined {_pct(fig['off_topic_declined'])}")
+    bot.settings.__dict__.update(tuned.__dict__)
+    after = metrics(run(bot, test_items))
+    print("\ntest part          before    after")
+    for key, label in [("top1", "top-1"), ("recall_at_3", "recall@3"), ("in_scope_declined", "in-scope declined"),
+                       ("off_topic_declined", "off-topic declined")]:
+        print(f"{label:<18} {_pct(before[key])}   {_pct(after[key])}")
+    if args.dry_run:
+        print("\n(dry run: settings not saved)")
+    else:
+        tuned.save(bot.paths.settings)
+        print(f"\nsaved to {bot.paths.settings}")
+    return 0
+
+
+def plot(bot, outcomes: list[Outcome], path: Path) -> None:
+    """Score distributions (in-scope right / wrong, off-topic) with the threshold, and per-entry top-1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    right = [o.answer["score"] or o.ranked[0][1] for o in outcomes if o.item.in_scope and _correct(o)]
+    wrong = [o.ranked[0][1] for o in outcomes if o.item.in_scope and not _correct(o) and o.ranked]
+    off = [o.ranked[0][1] for o in outcomes if o.item.off_topic and o.ranked]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.2]})
+    bins = np.linspace(0, 1, 41)
+    ax1.hist([right, wrong, off], bins=bins, stacked=False, label=[
+        f"in-scope, answered right (n={len(right)})", f"in-scope, missed (n={len(wrong)})",
+        f"off-topic (n={len(off)})"], color=["#2a9d8f", "#e9c46a", "#e76f51"], alpha=0.85)
+    ax1.axvline(bot.settings.threshold, color="black", linestyle="--", label=f"threshold {bot.settings.threshold:.3f}")
+    ax1.set_xlabel("best match score")
+    ax1.set_ylabel("questions")
+    ax1.set_title("Best-match scores")
+    ax1.legend(fontsize=8)
+    per_entry = {e.id: [0, 0] for e in bot.corpus.entries}
+    for o in outcomes:
+        if o.item.in_scope:
+            first = o.item.ids[0]
+            per_entry[first][1] += 1
+            per_entry[first][0] += _correct(o)
+    names = [e.id for e in bot.corpus.entries if per_entry[e.id][1]]
+    acc = [per_entry[n][0] / per_entry[n][1] for n in names]
+    ax2.barh(range(len(names)), acc, color=["#2a9d8f" if a >= 0.9 else "#e9c46a" if a >= 0.7 else "#e76f51" for a in acc])
+    ax2.set_yticks(range(len(names)), [f"{n[:45]} (n={per_entry[n][1]})" for n in names], fontsize=7)
+    ax2.invert_yaxis()
+    ax2.set_xlim(0, 1)
+    ax2.set_xlabel("top-1 accuracy (by first expected entry)")
+    ax2.set_title("Per-entry accuracy")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import secrets
 import shutil
 import time
@@ -37,8 +38,9 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 #: Up to this many vectors an exact (flat) inner-product search is fast enough; above it, IVF.
 EXACT_MAX_VECTORS = 50_000
-#: Vector kinds: which text of an entry a vector embeds.
-KINDS = ("question", "alternates", "answer")
+#: Vector kinds: which text of an entry a vector embeds; "out_of_scope" vectors belong to no entry (entry -1).
+KINDS = ("question", "alternates", "answer", "sentences", "out_of_scope")
+OUT_OF_SCOPE = KINDS.index("out_of_scope")
 
 
 @dataclass
@@ -55,7 +57,8 @@ class Bundle:
 
 
 def entry_texts(corpus: Corpus, fields: tuple[str, ...]) -> tuple[list[str], list[int], list[int]]:
-    """The texts to embed, with the entry and kind of each: one vector per question, alternate and answer."""
+    """The texts to embed, with the entry and kind of each: one vector per question, alternate and answer,
+    plus one per out-of-scope question of the corpus (entry -1)."""
     texts: list[str] = []
     entry_of: list[int] = []
     kind_of: list[int] = []
@@ -67,11 +70,24 @@ def entry_texts(corpus: Corpus, fields: tuple[str, ...]) -> tuple[list[str], lis
             parts.extend((alt, 1) for alt in entry.alternates)
         if "answer" in fields:
             parts.append((entry.answer, 2))
+        if "sentences" in fields:
+            parts.extend((sentence, 3) for sentence in answer_sentences(entry.answer))
         for text, kind in parts:
             texts.append(text)
             entry_of.append(i)
             kind_of.append(kind)
+    for text in corpus.out_of_scope:
+        texts.append(text)
+        entry_of.append(-1)
+        kind_of.append(OUT_OF_SCOPE)
     return texts, entry_of, kind_of
+
+
+def answer_sentences(answer: str) -> list[str]:
+    """The sentences and list items of an answer (only when there are two or more)."""
+    pieces = [p.strip(" •-\t") for line in answer.splitlines() for p in re.split(r"(?<=[.!?])\s+(?=[A-Z“\"])", line)]
+    pieces = [p for p in pieces if len(p.split()) >= 3]
+    return pieces if len(pieces) >= 2 else []
 
 
 def make_faiss_index(vectors: np.ndarray) -> faiss.Index:

@@ -41,10 +41,10 @@ class Lexical:
     def load(cls, folder: Path) -> "Lexical":
         return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
 
-    def scores(self, query: str, scale: float) -> np.ndarray:
-        """BM25 score of every entry for ``query``, mapped to [0, 1) by s / (s + scale)."""
+    def scores(self, query: str, scale: float | None) -> np.ndarray:
+        """BM25 score of every entry for ``query``, mapped to [0, 1) by s / (s + scale) (raw if scale is None)."""
         tokens = [t for t in tokenize([query])[0] if t in self.bm25.vocab_dict]
         if not tokens:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
         raw = self.bm25.get_scores(tokens).astype(np.float32)
-        return raw / (raw + np.float32(scale))
+        return raw if scale is None else raw / (raw + np.float32(scale))

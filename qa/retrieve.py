@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .config import RetrievalSettings
 from .corpus import Corpus, Entry
-from .index import KINDS, Bundle
+from .index import KINDS, OUT_OF_SCOPE, Bundle
 
 #: Below this many vectors every vector is scored; above, the FAISS top candidates.
 _SCAN_ALL = 4096
@@ -21,6 +22,11 @@ class Hit:
     score: float  # the blend the bot decides on
     dense: float  # best cosine similarity over the entry's vectors (answers scaled by answer_weight)
     lexical: float  # squashed BM25, 0..1
+
+
+class Results(NamedTuple):
+    hits: list[Hit]  # best first
+    out_of_scope: float  # similarity to the nearest out-of-scope question of the corpus (-1 when none)
 
 
 class Retriever:
@@ -38,8 +44,8 @@ class Retriever:
         self.settings = settings
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
-               lexical_weight: float | None = None) -> list[Hit]:
-        """The ``k`` best entries for a question, best first.
+               lexical_weight: float | None = None) -> Results:
+        """The ``k`` best entries for a question, best first, and the nearest out-of-scope similarity.
 
         Args:
             text: the (cleaned) question, for lexical scoring.
@@ -51,15 +57,16 @@ class Retriever:
         s = self.settings
         w = s.lexical_weight if lexical_weight is None else lexical_weight
         n = len(self.corpus)
-        dense = self._dense(vector, kinds) if w < 1 else np.zeros(n, np.float32)
+        dense, decoy = self._dense(vector, kinds)
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
         blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
-        return [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
+        hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
+        return Results(hits, decoy)
 
-    def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> np.ndarray:
+    def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> tuple[np.ndarray, float]:
         b = self.bundle
         n = len(self.corpus)
         kv = b.ntotal if b.ntotal <= _SCAN_ALL else _CANDIDATES
@@ -67,7 +74,11 @@ class Retriever:
         sims, ids = sims[0], ids[0]
         keep = ids >= 0
         sims, ids = sims[keep], ids[keep]
-        weight = np.array([1.0, 1.0, self.settings.answer_weight], np.float32)[b.kind_of[ids]]
+        decoys = b.kind_of[ids] == OUT_OF_SCOPE
+        decoy = float(sims[decoys].max()) if decoys.any() else -1.0
+        sims, ids = sims[~decoys], ids[~decoys]
+        s = self.settings
+        weight = np.array([1.0, 1.0, s.answer_weight, s.sentence_weight], np.float32)[b.kind_of[ids]]
         if kinds is not None:
             allowed = np.isin(b.kind_of[ids], [KINDS.index(kind) for kind in kinds])
             weight = np.where(allowed, weight, np.float32(-np.inf))
@@ -77,4 +88,4 @@ class Retriever:
         if kv < b.ntotal and len(sims):
             # Entries none of whose vectors made the candidate list score at most the weakest candidate.
             dense[dense == -1.0] = float(sims.min())
-        return dense
+        return dense, decoy
