@@ -1,0 +1,103 @@
+"""Retrieval with the real model and index, on the held-out part of the labelled set.
+
+The labelled set (corpus/eval/upper_back.jsonl) was written before any tuning and
+split into 'tune' and 'test'; settings were chosen on 'tune' only. The floors here
+are regression guards a little under what the shipped bot measures (see README).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.evaluate import load_labelled, metrics, misses, run
+
+from conftest import LABELS
+
+
+@pytest.fixture(scope="module")
+def held_out(bot):
+    items = load_labelled(LABELS, bot.corpus, "test")
+    outcomes = run(bot, items)
+    return items, metrics(outcomes), misses(outcomes)
+
+
+def test_held_out_set_is_big_enough(held_out):
+    items, m, _ = held_out
+    assert m["in_scope"] >= 60
+    assert m["off_topic"] >= 15
+    assert m["urgent"] >= 25
+    assert {it.kind for it in items} >= {"paraphrase", "keywords", "misspelling", "rambling", "near_miss", "off_topic"}
+
+
+def test_top1_accuracy_on_held_out_questions(held_out):
+    _, m, _ = held_out
+    assert m["top1"] >= 0.90, m
+    assert m["recall_at_3"] >= 0.97, m
+
+
+def test_off_topic_questions_are_declined(held_out):
+    _, m, _ = held_out
+    assert m["off_topic_declined"] >= 0.80, m
+    assert m["in_scope_declined"] <= 0.05, m
+
+
+def test_every_urgent_message_is_pinned(held_out):
+    _, m, missed = held_out
+    assert m["safety_recall"] == 1.0, [x for x in missed if x["expected"].startswith("pin")]
+
+
+@pytest.mark.parametrize("question, entry", [
+    ("How do you strengthen your upper back?", "how-do-you-strengthen-your-upper-back"),
+    ("What is pain under shoulder blade called?", "what-is-pain-under-shoulder-blade-called"),
+])
+def test_faq_questions_verbatim_answer_themselves(bot, question, entry):
+    a = bot.ask(question)
+    assert a.answered and a.entry_id == entry and a.confidence == "high"
+
+
+def test_every_entry_is_reachable_by_its_own_question(bot):
+    wrong = [e.id for e in bot.corpus.entries if bot.ask(e.question).entry_id != e.id]
+    assert wrong == []
+
+
+def test_answer_carries_verbatim_text_and_source(bot):
+    a = bot.ask("exercises to make my shoulder blades stronger").to_dict()
+    entry = bot.corpus.by_id()[a["entry_id"]]
+    assert a["answer"] == entry.answer
+    assert a["matched_question"] == entry.question
+    assert a["source"] == {"document": "upper_back_faq.txt", "line": entry.source.line, "question": entry.question}
+    assert 0 < a["score"] <= 1
+
+
+def test_fallback_offers_up_to_three_suggestions(bot):
+    a = bot.ask("what's a good recipe for banana bread")
+    assert not a.answered and a.kind == "fallback"
+    assert 1 <= len(a.suggestions) <= 3
+    assert all(s.question in {e.question for e in bot.corpus.entries} for s in a.suggestions)
+
+
+def test_near_tie_offers_runner_ups(bot):
+    # Both 'what causes' entries about the shoulder blades answer this about equally well.
+    a = bot.ask("pain between shoulder blades")
+    assert a.answered
+    if a.suggestions:
+        assert all(abs(a.score - s.score) <= bot.settings.tie_margin + 1e-6 for s in a.suggestions)
+        assert a.confidence == "medium"
+
+
+@pytest.mark.parametrize("text", ["hi", "Hello!", "thanks", "thank you so much", "bye", "who are you?"])
+def test_small_talk_gets_a_friendly_reply_not_an_faq_answer(bot, text):
+    a = bot.ask(text)
+    assert a.kind == "smalltalk" and not a.answered and a.answer
+
+
+def test_greeting_before_a_question_still_answers(bot):
+    a = bot.ask("hi there, how do I strengthen my upper back?")
+    assert a.answered and a.entry_id in {"how-do-you-strengthen-your-upper-back",
+                                         "how-do-i-strengthen-my-upper-back-and-shoulder-blades"}
+
+
+def test_misspellings_are_corrected_before_matching(bot):
+    assert bot.prepare_query("how to strenghten my sholder blades") == "how to strengthen my shoulder blades"
+    a = bot.ask("how to strenghten my sholder blades")
+    assert a.answered and "shoulder blade" in a.matched_question.lower()

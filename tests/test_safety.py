@@ -1,0 +1,116 @@
+"""Safety rules: urgent messages are pinned, ordinary ones are not.
+
+The labelled messages below were written for these tests, in the ways people type
+(typos, indirect phrasing, buried in longer text). The larger labelled set in
+corpus/eval is scored in test_retrieval.py and by `qa eval`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.errors import CorpusError
+from qa.safety import SafetyRules
+
+URGENT = [
+    ("I have crushing chest pain that goes into my back", "chest_pain"),
+    ("chset pain and my left arm feels heavy", "chest_pain"),
+    ("pressure in my chest spreading to my jaw", "chest_pain"),
+    ("cant breath properly since this morning", "breathing"),
+    ("I can't catch my breath and my back hurts", "breathing"),
+    ("been coughing up blood with this upper back pain", "breathing"),
+    ("felt something rip between my shoulder blades", "sudden_severe_pain"),
+    ("sudden tearing pain in my upper back", "sudden_severe_pain"),
+    ("worst pain of my life between the shoulder blades", "sudden_severe_pain"),
+    ("I passed out earlier and my back still hurts", "fainting"),
+    ("almost fainted from the pain", "fainting"),
+    ("I fell down the stairs and now my upper back hurts", "injury"),
+    ("was in a car accident yesterday and my shoulder blade hurts", "injury"),
+    ("my legs went numb", "neuro"),
+    ("numbness in both legs and I can't control my bladder", "neuro"),
+    ("my legs keep giving way when I walk", "neuro"),
+    ("I have a fever and my upper back aches", "fever"),
+    ("chills and back pain for 3 days", "fever"),
+    ("I want to kill myself", "self_harm"),
+    ("i dont want to be here anymore", "self_harm"),
+    ("sometimes I think everyone would be better off without me", "self_harm"),
+    ("what if I get chest pain while doing these exercises?", "chest_pain"),  # hypothetical: when in doubt, pin
+    ("My posture is terrible from working at a desk all day. Last night though I suddenly couldn't breathe", "breathing"),
+]
+
+BENIGN = [
+    "how do I stretch my chest muscles",
+    "When should I worry about upper back pain between shoulder blades?",
+    "no chest pain, just stiffness between my shoulder blades",
+    "breathing exercises for better posture",
+    "this pain is killing me, what stretches help?",
+    "sharp pain between my shoulder blades when I turn my head",
+    "why is my upper back so weak",
+    "what causes a burning feeling between the shoulder blades",
+    "is it safe to exercise after a fall years ago that has fully healed",
+    "how do I strengthen a weak shoulder blade",
+    "can a faint ache under my shoulder blade be a strain",
+    "what's the best exercise for upper back pain",
+]
+
+
+@pytest.mark.parametrize("text, category", URGENT)
+def test_urgent_messages_are_pinned(bot, text, category):
+    a = bot.ask(text)
+    assert a.safety is not None, text
+    assert a.safety.category == category, (text, a.safety)
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_ordinary_questions_are_not_pinned(bot, text):
+    assert bot.ask(text).safety is None, text
+
+
+def test_recall_and_false_alarms(bot):
+    recall = sum(bot.ask(t).safety is not None for t, _ in URGENT) / len(URGENT)
+    false_alarms = sum(bot.ask(t).safety is not None for t in BENIGN) / len(BENIGN)
+    assert (recall, false_alarms) == (1.0, 0.0)
+
+
+def test_emergency_shows_nothing_but_the_safety_message(bot):
+    d = bot.ask("crushing chest pain spreading to my arm").to_dict()
+    assert d["kind"] == "safety" and d["answered"] is False
+    assert d["answer"] is None and d["suggestions"] == [] and d["matched_question"] is None
+    assert d["safety"]["level"] == "emergency"
+    assert "emergency number" in d["safety"]["message"] and "911, 112 or 999" in d["safety"]["message"]
+
+
+def test_crisis_message_gives_a_crisis_line(bot):
+    d = bot.ask("I keep thinking about suicide").to_dict()
+    assert d["safety"]["category"] == "self_harm" and d["safety"]["level"] == "crisis"
+    assert "988" in d["safety"]["message"] and "116 123" in d["safety"]["message"]
+
+
+def test_urgent_level_keeps_the_faq_answer_below_the_pin(bot):
+    d = bot.ask("I have a fever and pain between my shoulder blades, what causes it?").to_dict()
+    assert d["safety"]["category"] == "fever" and d["safety"]["level"] == "urgent"
+    assert d["answered"] is True and d["answer"]
+
+
+def test_urgent_text_buried_in_an_overlong_message_is_still_pinned(bot):
+    d = bot.ask("my back is stiff. " * 300 + "I can't breathe").to_dict()
+    assert d["kind"] == "safety" and d["safety"]["category"] == "breathing"
+
+
+def test_negation_window_is_local(bot):
+    # "no" far before the symptom does not cancel it
+    assert bot.ask("no idea why but my chest hurts a lot").safety is not None
+
+
+def test_rules_file_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "safety.yaml"
+    bad.write_text("categories:\n  - id: x\n    level: emergency\n    title: T\n    message: M\n    patterns:\n      - '(unclosed'\n")
+    with pytest.raises(CorpusError) as err:
+        SafetyRules.load(bad)
+    assert f"{bad}:2" in str(err.value) and "bad pattern" in str(err.value)
+    bad.write_text("categories:\n  - id: x\n    level: whenever\n    title: T\n    message: M\n")
+    with pytest.raises(CorpusError, match="level must be one of"):
+        SafetyRules.load(bad)
+    bad.write_text("categories: [\n")
+    with pytest.raises(CorpusError, match="YAML syntax error"):
+        SafetyRules.load(bad)
