@@ -135,6 +135,11 @@ def metrics(outcomes: list[Outcome]) -> dict:
     for kind in sorted({o.item.kind for o in ins}):
         group = [o for o in ins if o.item.kind == kind]
         by_kind[kind] = {"n": len(group), "top1": _share(sum(_correct(o) for o in group), len(group))}
+    declined_by_kind: dict[str, dict] = {}
+    for kind in sorted({o.item.kind for o in off}):
+        group = [o for o in off if o.item.kind == kind]
+        declined_by_kind[kind] = {"n": len(group), "declined": _share(sum(not o.answer["answered"] for o in group),
+                                                                      len(group))}
     return {
         "questions": len(outcomes),
         "in_scope": len(ins),
@@ -154,6 +159,7 @@ def metrics(outcomes: list[Outcome]) -> dict:
         "latency_ms_p50": float(np.percentile(latency, 50)) if len(latency) else None,
         "latency_ms_p95": float(np.percentile(latency, 95)) if len(latency) else None,
         "top1_by_kind": by_kind,
+        "declined_by_kind": declined_by_kind,
     }
 
 
@@ -446,6 +452,9 @@ def format_metrics(m: dict, path: Path, split: str) -> str:
     if m["top1_by_kind"]:
         lines.append("top-1 by kind: " + ", ".join(f"{k} {_pct(v['top1']).strip()} (n={v['n']})"
                                                    for k, v in m["top1_by_kind"].items()))
+    if m.get("declined_by_kind"):
+        lines.append("not-covered questions declined by kind: " + ", ".join(
+            f"{k} {_pct(v['declined']).strip()} (n={v['n']})" for k, v in m["declined_by_kind"].items()))
     return "\n".join(lines)
 
 
