@@ -43,14 +43,15 @@ logger = logging.getLogger("app")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-#: Events run at once in Gradio's queue. bot.ask is thread-safe and takes tens of
-#: milliseconds on CPU, so a few more than the cores keeps 16 chatting clients flowing
-#: without piling threads onto two cores.
+#: Events run at once in Gradio's queue. bot.ask is thread-safe and takes ~10 ms on
+#: CPU; with 16 clients on two cores, throughput was flat from 4 to 16 (the queue's own
+#: overhead dominates), so 8 keeps waits short without piling threads onto the cores.
 CONCURRENCY_LIMIT = 8
 #: Longest question the HTTP API accepts (longer ones are refused with 413). Up to the
 #: engine's own limit the bot answers, and it still scans this much for urgent text.
 MAX_REQUEST_CHARS = MAX_SAFETY_CHARS
 EXAMPLE_COUNT = 4
+SHUTDOWN_GRACE_SECONDS = 3
 
 # System fonts only: the page loads no web font, local or remote.
 THEME = gr.themes.Soft(
@@ -100,24 +101,6 @@ SCROLL_TO_END_JS = """
 # --- the chat ----------------------------------------------------------------------
 
 
-def message_text(message: dict) -> str:
-    """The text of a chat message in either shape Gradio uses.
-
-    The browser sends ``{"content": [{"type": "text", "text": ...}, ...]}``; API
-    callers and our own events use ``{"content": "..."}``.
-    """
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part if isinstance(part, str) else part.get("text", "")
-            for part in content
-            if isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text")
-        )
-    return ""
-
-
 def user_message(text: str) -> dict:
     """The user's turn as shown: escaped, so HTML or Markdown in it stays text."""
     return {"role": "user", "content": render.user_markdown(text)}
@@ -142,13 +125,6 @@ class Chat:
         self.bot = bot
         self.feedback = feedback
 
-    def reply(self, message: str, history: list[dict]) -> dict:
-        """The assistant's message for ``message`` (Gradio's chat-function signature).
-
-        The FAQ bot is stateless: ``history``, in either shape, does not change the answer.
-        """
-        return assistant_message(self.bot.ask(message).to_dict())
-
     def add_question(self, message: str, history: list[dict]) -> tuple[Any, list[dict], str | None]:
         """Show the user's question at once (textbox cleared and locked until the reply).
 
@@ -171,7 +147,15 @@ class Chat:
     def respond(
         self, question: str | None, history: list[dict], answers: dict[int, dict]
     ) -> tuple[list[dict], dict[int, dict]]:
-        """Append the bot's reply to ``question`` and remember the answer for votes."""
+        """Append the bot's reply to ``question`` and remember the answer for votes.
+
+        Args:
+            question: what :meth:`add_question` or :meth:`add_picked` passed on (None: nothing).
+            history: the chat as Gradio hands it, in either shape: the browser's messages
+                (``content`` a list of ``{"type": "text", ...}`` parts) or plain
+                ``{"role", "content": str}`` dicts. Kept as it is; the bot is stateless.
+            answers: message index -> answer, for this session.
+        """
         if question is None:
             return history, answers
         answer = self.bot.ask(question).to_dict()
@@ -413,8 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("%d FAQ entries, index %s, ready in %.1fs; votes %s", len(bot.corpus.entries), bot.paths.index,
                 time.perf_counter() - started, f"saved to {feedback.path}" if feedback else "not saved")
     url_host = f"[{args.host}]" if ":" in args.host else args.host
-    logger.info("chat listening on http://%s:%d/ (REST API: POST /api/ask)", url_host, args.port)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    port = sock.getsockname()[1]  # the real one, also for --port 0
+    logger.info("chat listening on http://%s:%d/ (REST API: POST /api/ask)", url_host, port)
+    # Open pages hold event streams: on Ctrl+C, wait a little for them, not forever.
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from web_fixtures import ARTIFACTS, live_server, web_bot  # noqa: F401  (session fixtures)
+from web_fixtures import ARTIFACTS, live_server  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -91,8 +91,8 @@ def chat(browser, live_server):
     context.close()
 
 
-def test_question_gets_the_answer_with_its_source(chat, web_bot):
-    expected = web_bot.ask(ANSWERED).to_dict()
+def test_question_gets_the_answer_with_its_source(chat, bot):
+    expected = bot.ask(ANSWERED).to_dict()
     reply = chat.ask(ANSWERED)
     assert chat.user_messages.last.inner_text().strip() == ANSWERED
     # The FAQ's numbered steps are a real list, its sub-heading bold.
@@ -105,19 +105,19 @@ def test_question_gets_the_answer_with_its_source(chat, web_bot):
     assert "Confidence: High" in meta
 
 
-def test_example_questions_on_the_empty_chat_ask_when_clicked(chat, web_bot):
+def test_example_questions_on_the_empty_chat_ask_when_clicked(chat, bot):
     examples = chat.page.locator("#chat button.example")
     assert examples.count() >= 3
     first = examples.first.inner_text().strip()
-    assert first in {e.question for e in web_bot.corpus.entries}
+    assert first in {e.question for e in bot.corpus.entries}
     examples.first.click()
     reply = chat.wait_for_reply(0)
     assert chat.user_messages.last.inner_text().strip() == first
     assert f"Matched FAQ question: “{first}”" in reply.locator(".qa-meta").inner_text()
 
 
-def test_suggested_question_is_asked_when_clicked(chat, web_bot):
-    expected = web_bot.ask(OFF_TOPIC).to_dict()
+def test_suggested_question_is_asked_when_clicked(chat, bot):
+    expected = bot.ask(OFF_TOPIC).to_dict()
     reply = chat.ask(OFF_TOPIC)
     assert expected["answer"] in reply.inner_text()
     options = chat.page.locator("#chat button.option")
@@ -129,8 +129,8 @@ def test_suggested_question_is_asked_when_clicked(chat, web_bot):
     assert f"Matched FAQ question: “{picked}”" in reply.locator(".qa-meta").inner_text()
 
 
-def test_urgent_message_pins_a_banner_above_the_answer(chat, web_bot):
-    expected = web_bot.ask(URGENT_WITH_ANSWER).to_dict()
+def test_urgent_message_pins_a_banner_above_the_answer(chat, bot):
+    expected = bot.ask(URGENT_WITH_ANSWER).to_dict()
     assert expected["safety"] and expected["answered"], "the test message no longer gives banner + answer"
     reply = chat.ask(URGENT_WITH_ANSWER)
     banner = reply.locator(".qa-banner[role=alert]")
@@ -173,8 +173,8 @@ def test_html_and_markdown_typed_are_shown_as_text(chat):
     assert chat.page.locator("#question").is_visible()  # the page was not restyled away
 
 
-def test_thumbs_up_is_saved_with_the_answer(chat, live_server, web_bot):
-    expected = web_bot.ask(ANSWERED).to_dict()
+def test_thumbs_up_is_saved_with_the_answer(chat, live_server, bot):
+    expected = bot.ask(ANSWERED).to_dict()
     chat.ask(ANSWERED)
     before = _votes(live_server.feedback_path)
     chat.page.locator('#chat button[aria-label="Like"]').last.click()

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from markdown_it import MarkdownIt
-from web_fixtures import live_server, web_bot  # noqa: F401  (session fixtures)
+from web_fixtures import live_server  # noqa: F401  (session fixture)
 
 import app
 from qa import render
@@ -86,8 +86,8 @@ def test_safety_banner_is_escaped_html_block():
     assert "\n\n" not in banner  # a blank line would end the HTML block early
 
 
-def test_reply_shows_answer_source_match_and_confidence(web_bot):
-    answer = web_bot.ask(ANSWERED).to_dict()
+def test_reply_shows_answer_source_match_and_confidence(bot):
+    answer = bot.ask(ANSWERED).to_dict()
     md = render.reply_markdown(answer)
     assert answer["answered"] and answer["matched_question"] == ANSWERED
     assert f"<b>Source:</b> {answer['source']['document']}" in md
@@ -96,16 +96,16 @@ def test_reply_shows_answer_source_match_and_confidence(web_bot):
     assert render.faq_markdown(answer["answer"]) in md
 
 
-def test_urgent_reply_starts_with_the_banner(web_bot):
-    answer = web_bot.ask(URGENT).to_dict()
+def test_urgent_reply_starts_with_the_banner(bot):
+    answer = bot.ask(URGENT).to_dict()
     assert answer["safety"], "the urgent test message no longer pins a safety answer"
     md = render.reply_markdown(answer)
     assert md.startswith('<div class="qa-banner')
     assert html.escape(answer["safety"]["title"]) in md
 
 
-def test_off_topic_reply_offers_suggestions_as_options(web_bot):
-    answer = web_bot.ask(OFF_TOPIC).to_dict()
+def test_off_topic_reply_offers_suggestions_as_options(bot):
+    answer = bot.ask(OFF_TOPIC).to_dict()
     assert answer["kind"] == "fallback" and answer["suggestions"]
     message = app.assistant_message(answer)
     assert message["options"] == [{"value": s["question"], "label": s["question"]} for s in answer["suggestions"]]
@@ -123,21 +123,17 @@ API_HISTORY = [{"role": "user", "content": "hi"}, {"role": "assistant", "content
 
 
 @pytest.fixture
-def chat(web_bot, tmp_path):
-    return app.Chat(web_bot, FeedbackLog(tmp_path / "feedback"))
+def chat(bot, tmp_path):
+    return app.Chat(bot, FeedbackLog(tmp_path / "feedback"))
 
 
 @pytest.mark.parametrize("history", [BROWSER_HISTORY, API_HISTORY], ids=["browser", "api"])
-def test_message_text_reads_both_history_shapes(history):
-    assert [app.message_text(m) for m in history] == ["hi", "Hello!"]
-
-
-@pytest.mark.parametrize("history", [[], BROWSER_HISTORY, API_HISTORY], ids=["empty", "browser", "api"])
-def test_reply_is_the_same_whatever_the_history(chat, history):
-    reply = chat.reply(ANSWERED, history)
-    assert reply == chat.reply(ANSWERED, [])
-    assert reply["role"] == "assistant" and "<b>Source:</b>" in reply["content"]
-    assert history in ([], BROWSER_HISTORY, API_HISTORY)  # not modified in place
+def test_the_reply_does_not_depend_on_the_history(chat, history):
+    alone, _ = chat.respond(ANSWERED, [], {})
+    after, answers = chat.respond(ANSWERED, history, {})
+    assert after[-1] == alone[-1] and after[:-1] == history
+    assert after[-1]["role"] == "assistant" and "<b>Source:</b>" in after[-1]["content"]
+    assert list(answers) == [len(history)]
 
 
 @pytest.mark.parametrize("history", [BROWSER_HISTORY, API_HISTORY], ids=["browser", "api"])
@@ -176,8 +172,8 @@ def test_vote_is_saved_with_question_entry_and_score(chat):
     assert records[0]["entry_id"] == answers[1]["entry_id"] and records[0]["score"] == answers[1]["score"]
 
 
-def test_votes_are_not_saved_when_feedback_is_off(web_bot, tmp_path):
-    chat = app.Chat(web_bot, None)
+def test_votes_are_not_saved_when_feedback_is_off(bot, tmp_path):
+    chat = app.Chat(bot, None)
     _, answers = chat.respond(ANSWERED, [], {})
     chat.vote(answers, SimpleNamespace(index=0, value=None, liked=True))
     assert not list(tmp_path.iterdir())
@@ -210,6 +206,33 @@ def test_command_line_options_and_environment(monkeypatch, tmp_path):
         app.parse_args(["--no-feedback", "--feedback-dir", str(tmp_path)])
 
 
+def test_main_logs_where_it_listens_and_serves(monkeypatch, bot, tmp_path, caplog):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(app.FAQBot, "load", classmethod(lambda cls: bot))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: served.append((self.config.app, sockets)))
+    monkeypatch.setenv("QA_FEEDBACK_DIR", str(tmp_path / "votes"))
+    caplog.set_level("INFO", logger="app")
+    assert app.main(["--port", "0"]) == 0
+    (fastapi_app, [sock]), = served
+    port = sock.getsockname()[1]
+    sock.close()
+    assert any(r.path == "/api/ask" for r in fastapi_app.routes)
+    assert f"chat listening on http://127.0.0.1:{port}/" in caplog.text and port != 0
+    assert f"votes saved to {tmp_path / 'votes' / 'feedback.jsonl'}" in caplog.text
+
+
+def test_main_reports_a_taken_port_in_one_line(capsys):
+    taken = app.listen_socket("127.0.0.1", 0)
+    try:
+        assert app.main(["--port", str(taken.getsockname()[1])]) == 2
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and "--port" in err and err.count("\n") == 1
+
+
 # --- the APIs on a live server -----------------------------------------------------
 
 
@@ -217,12 +240,14 @@ def test_command_line_options_and_environment(monkeypatch, tmp_path):
 def client(live_server):
     from gradio_client import Client
 
-    return Client(live_server.url, analytics_enabled=False, verbose=False)
+    client = Client(live_server.url, analytics_enabled=False, verbose=False)
+    yield client
+    client.close()  # an open client holds the server's shutdown
 
 
 @pytest.mark.parametrize("question", [ANSWERED, OFF_TOPIC, URGENT, "hello", ""])
-def test_gradio_api_ask_returns_the_answer_object(client, web_bot, question):
-    assert client.predict(question, api_name="/ask") == web_bot.ask(question).to_dict()
+def test_gradio_api_ask_returns_the_answer_object(client, bot, question):
+    assert client.predict(question, api_name="/ask") == bot.ask(question).to_dict()
 
 
 def test_gradio_api_lists_only_ask(client):
@@ -231,10 +256,10 @@ def test_gradio_api_lists_only_ask(client):
 
 
 @pytest.mark.parametrize("question", [ANSWERED, OFF_TOPIC, URGENT, "x" * 3000])
-def test_rest_ask_returns_the_answer_object(live_server, web_bot, question):
+def test_rest_ask_returns_the_answer_object(live_server, bot, question):
     response = httpx.post(live_server.url + "api/ask", json={"question": question}, timeout=30)
     assert response.status_code == 200
-    assert response.json() == web_bot.ask(question).to_dict()
+    assert response.json() == bot.ask(question).to_dict()
 
 
 @pytest.mark.parametrize(
@@ -268,9 +293,9 @@ def test_openapi_schema_describes_rest_ask(live_server):
     assert ask_schema["properties"]["question"]["maxLength"] == app.MAX_REQUEST_CHARS
 
 
-def test_answer_schema_matches_the_engine(web_bot):
+def test_answer_schema_matches_the_engine(bot):
     for question in (ANSWERED, OFF_TOPIC, URGENT, "hello"):
-        data = web_bot.ask(question).to_dict()
+        data = bot.ask(question).to_dict()
         assert app.AnswerOut.model_validate(data).model_dump() == data
 
 
@@ -279,7 +304,7 @@ def test_the_page_is_served_at_the_root(live_server):
     assert response.status_code == 200 and "<html" in response.text.lower()
 
 
-def test_sixteen_clients_at_once(live_server, web_bot):
+def test_sixteen_clients_at_once(live_server, bot):
     questions = [ANSWERED, OFF_TOPIC, URGENT, "how do I fix my posture"] * 4
 
     def ask(question):
@@ -287,4 +312,4 @@ def test_sixteen_clients_at_once(live_server, web_bot):
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(ask, questions))
-    assert results == [web_bot.ask(q).to_dict() for q in questions]
+    assert results == [bot.ask(q).to_dict() for q in questions]

@@ -1,21 +1,16 @@
-"""Session fixtures for the web tests: the real bot, and the app served on a free port.
+"""Session fixture for the web tests: the app, over conftest's real ``bot``, served on a free port.
 
 Imported by tests/test_web.py and tests/test_browser.py (``from web_fixtures import ...``).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -27,25 +22,18 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def web_bot():
-    """The real bot (packaged model, the repo's index), loaded once."""
-    from qa import FAQBot
-
-    return FAQBot.load()
-
-
-@pytest.fixture(scope="session")
-def live_server(web_bot, tmp_path_factory) -> LiveServer:
+def live_server(bot, tmp_path_factory) -> LiveServer:
     """``app.build_app`` served by uvicorn in a thread, on a free port of 127.0.0.1."""
     import uvicorn
 
-    from app import build_app, listen_socket
+    from app import SHUTDOWN_GRACE_SECONDS, build_app, listen_socket
     from qa.feedback import FeedbackLog
 
     feedback = FeedbackLog(tmp_path_factory.mktemp("feedback"))
     sock = listen_socket("127.0.0.1", 0)  # bound here and handed over: no race for the port
     port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(web_bot, feedback), log_level="warning", lifespan="on")
+    config = uvicorn.Config(build_app(bot, feedback), log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
