@@ -141,6 +141,8 @@ class FAQBot:
             question = question.decode("utf-8", errors="replace")
         elif not isinstance(question, str):
             question = "" if question is None else str(question)
+        # Lone surrogates (a JSON "\ud800" escape, a non-UTF-8 argv byte) cannot be tokenized or printed.
+        question = question.encode("utf-8", errors="replace").decode("utf-8")
         text = clean(question[: MAX_SAFETY_CHARS * 2])
         original = question
 

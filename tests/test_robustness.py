@@ -90,13 +90,6 @@ HOSTILE = {
 
 # Lone surrogates: what a JSON "\ud800" escape or a non-UTF-8 argv byte (surrogateescape) becomes in Python.
 SURROGATES = {"lone_high": "\ud800 upper back", "lone_low": "\udfff", "argv_byte": "\udcff upper back exercises"}
-SURROGATE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="qa/bot.py FAQBot.ask passes lone surrogates to the tokenizer (TypeError) and into Answer.question "
-           "(not UTF-8 encodable); remove this marker once ask() replaces them",
-)
-
-
 def check_answer(data: dict, asked: str | None = None) -> None:
     """A well-formed answer object: the documented keys and types, JSON- and UTF-8-safe."""
     assert list(data) == KEYS
@@ -158,7 +151,7 @@ def test_ask_takes_any_value(robust_bot, value):
     check_answer(robust_bot.ask(value).to_dict())
 
 
-@pytest.mark.parametrize("text", [pytest.param(t, marks=SURROGATE_BUG, id=k) for k, t in SURROGATES.items()])
+@pytest.mark.parametrize("text", [pytest.param(t, id=k) for k, t in SURROGATES.items()])
 def test_ask_survives_lone_surrogates(robust_bot, text):
     check_answer(robust_bot.ask(text).to_dict())
 
@@ -399,7 +392,7 @@ def test_cli_answers_every_hostile_line_with_json(cli_run, robust_bot):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arg", [pytest.param(b"\xff upper back", marks=SURROGATE_BUG, id="non_utf8_argv"),
+@pytest.mark.parametrize("arg", [pytest.param(b"\xff upper back", id="non_utf8_argv"),
                                  pytest.param("<script>alert(1)</script>".encode(), id="script"),
                                  pytest.param("💪 upper back?".encode(), id="emoji")])
 def test_cli_question_argument_gives_json_or_one_clean_error(robust_index, arg):
@@ -521,7 +514,7 @@ def test_gradio_api_answers_hostile_text_like_the_bot(gradio, robust_bot, name):
 
 @needs_server
 @pytest.mark.slow
-@pytest.mark.parametrize("escaped", [pytest.param("\\ud800 upper back", marks=SURROGATE_BUG, id="lone_surrogate"),
+@pytest.mark.parametrize("escaped", [pytest.param("\\ud800 upper back", id="lone_surrogate"),
                                      pytest.param("upper back\\u0000", id="nul")])
 def test_gradio_http_api_survives_json_escapes(live_server, escaped):
     """Raw Gradio HTTP calls can carry what gradio_client cannot send: a JSON-escaped lone surrogate."""
