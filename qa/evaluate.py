@@ -40,6 +40,7 @@ class Item:
     kind: str
     split: str
     line: int
+    file: str = ""  # the labelled file's name, for "file:line" in reports
 
     @property
     def in_scope(self) -> bool:
@@ -50,9 +51,18 @@ class Item:
         return not self.ids and not self.safety
 
 
-def load_labelled(path: str | Path, corpus: Corpus | None = None, split: str = "all") -> list[Item]:
-    """Read a labelled set; ids must exist in ``corpus`` (errors name file and line)."""
-    path = Path(path)
+def load_labelled(paths: str | Path | list, corpus: Corpus | None = None, split: str = "all") -> list[Item]:
+    """Read a labelled set, one file or several; ids must exist in ``corpus`` (errors name file and line)."""
+    if isinstance(paths, (list, tuple)):
+        items = [it for path in paths for it in _load_one(Path(path), corpus, "all")]
+        items = [it for it in items if split == "all" or it.split == split]
+        if not items:
+            raise CorpusError(", ".join(str(p) for p in paths), f"no labelled questions (split {split!r})")
+        return items
+    return _load_one(Path(paths), corpus, split)
+
+
+def _load_one(path: Path, corpus: Corpus | None, split: str) -> list[Item]:
     known = set(corpus.by_id()) if corpus else None
     items = []
     for number, line in enumerate(read_text(path).splitlines(), 1):
@@ -76,19 +86,20 @@ def load_labelled(path: str | Path, corpus: Corpus | None = None, split: str = "
             continue
         items.append(Item(obj["question"], tuple(ids), obj.get("safety") or None,
                           obj.get("kind") or ("urgent" if obj.get("safety") else "in_scope" if ids else "off_topic"),
-                          item_split, number))
+                          item_split, number, path.name))
     if not items:
         raise CorpusError(path, f"no labelled questions (split {split!r})")
     return items
 
 
-def default_labelled_path(corpus_path: Path) -> Path | None:
-    """``corpus/eval/<name>.jsonl`` for our corpus; ``<corpus>.eval.jsonl`` beside a custom one."""
+def default_labelled_paths(corpus_path: Path) -> list[Path]:
+    """Every ``corpus/eval/*.jsonl`` for our corpus; ``<corpus>.eval.jsonl`` beside a custom one."""
     root = project_root()
-    candidates = [corpus_path.parent / f"{corpus_path.stem}.eval.jsonl"]
     if corpus_path.resolve() == (root / "corpus" / "faq").resolve():
-        candidates = sorted((root / "corpus" / "eval").glob("*.jsonl")) + candidates
-    return next((c for c in candidates if c.exists()), None)
+        if found := sorted((root / "corpus" / "eval").glob("*.jsonl")):
+            return found
+    beside = corpus_path.parent / f"{corpus_path.stem}.eval.jsonl"
+    return [beside] if beside.exists() else []
 
 
 # --- running -----------------------------------------------------------------------
@@ -174,19 +185,19 @@ def misses(outcomes: list[Outcome]) -> list[dict]:
         it, a = o.item, o.answer
         if it.safety:
             if a["safety"] is None:
-                out.append({"line": it.line, "question": it.question, "expected": f"pin {it.safety}",
+                out.append({"line": it.line, "file": it.file, "question": it.question, "expected": f"pin {it.safety}",
                             "got": a["kind"] if not a["answered"] else a["entry_id"], "score": a["score"]})
             continue
         if a["safety"] is not None:
-            out.append({"line": it.line, "question": it.question, "expected": "no safety pin",
+            out.append({"line": it.line, "file": it.file, "question": it.question, "expected": "no safety pin",
                         "got": f"pinned {a['safety']['category']}", "score": a["score"]})
             if not a["answered"]:
                 continue
         if it.in_scope and not _correct(o):
-            out.append({"line": it.line, "question": it.question, "expected": " | ".join(it.ids),
+            out.append({"line": it.line, "file": it.file, "question": it.question, "expected": " | ".join(it.ids),
                         "got": a["entry_id"] if a["answered"] else f"declined ({a['kind']})", "score": a["score"]})
         elif it.off_topic and a["answered"]:
-            out.append({"line": it.line, "question": it.question, "expected": "declined",
+            out.append({"line": it.line, "file": it.file, "question": it.question, "expected": "declined",
                         "got": a["entry_id"], "score": a["score"]})
     return out
 
@@ -373,7 +384,8 @@ def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
 def add_commands(sub, with_paths) -> None:
     """Register `qa eval` and `qa tune`."""
     sp = with_paths(sub.add_parser("eval", help="measure accuracy, declines, safety and latency on a labelled set"))
-    sp.add_argument("--labels", type=Path, help="labelled set (JSONL; default corpus/eval/*.jsonl)")
+    sp.add_argument("--labels", type=Path, nargs="+", metavar="FILE.jsonl",
+                    help="labelled set, one or more files (default corpus/eval/*.jsonl)")
     sp.add_argument("--split", choices=SPLITS, default="test", help="which part to report (default: test)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--compare", action="store_true", help="compare retrieval methods side by side")
@@ -382,16 +394,21 @@ def add_commands(sub, with_paths) -> None:
     sp.set_defaults(func=cmd_eval)
 
     sp = with_paths(sub.add_parser("tune", help="choose the threshold and blend weights on the tuning part"))
-    sp.add_argument("--labels", type=Path, help="labelled set (JSONL; default corpus/eval/*.jsonl)")
+    sp.add_argument("--labels", type=Path, nargs="+", metavar="FILE.jsonl",
+                    help="labelled set, one or more files (default corpus/eval/*.jsonl)")
     sp.add_argument("--dry-run", action="store_true", help="report, but do not save the settings")
     sp.set_defaults(func=cmd_tune)
 
 
-def _labels(args, bot) -> Path:
-    path = args.labels or default_labelled_path(bot.paths.corpus)
-    if path is None:
+def _labels(args, bot) -> list[Path]:
+    paths = args.labels or default_labelled_paths(bot.paths.corpus)
+    if not paths:
         raise QAError("no labelled set found: pass --labels FILE.jsonl (see README, 'Evaluating')")
-    return path
+    return list(paths)
+
+
+def _names(paths: list[Path]) -> str:
+    return " + ".join(p.name for p in paths)
 
 
 def _pct(x) -> str:
@@ -402,7 +419,7 @@ def cmd_eval(args) -> int:
     from .cli import load_bot
 
     bot = load_bot(args)
-    path = _labels(args, bot)
+    path = _labels(args, bot)  # one or more files
     items = load_labelled(path, bot.corpus, args.split)
     if args.compare:
         rows = compare(bot, load_labelled(path, bot.corpus, "tune"), items)
@@ -417,21 +434,21 @@ def cmd_eval(args) -> int:
     if args.plot:
         plot(bot, outcomes, args.plot)
     if args.json:
-        print(json.dumps({"labels": str(path), "split": args.split, "settings": bot.settings.to_dict(),
+        print(json.dumps({"labels": [str(p) for p in path], "split": args.split, "settings": bot.settings.to_dict(),
                           "metrics": m, "misses": missed}, indent=2, ensure_ascii=False))
         return 0
     print(format_metrics(m, path, args.split))
     if missed:
-        print(f"\nMisses ({len(missed)}; line in {path.name}: question -> expected / got, score):")
+        print(f"\nMisses ({len(missed)}; file:line: question -> expected / got, score):")
         for miss in missed[: args.misses]:
             score = "" if miss["score"] is None else f", {miss['score']:.2f}"
-            print(f"  {miss['line']:>4}: {miss['question'][:70]!r}\n        expected {miss['expected']} / got {miss['got']}{score}")
+            print(f"  {miss['file']}:{miss['line']}: {miss['question'][:70]!r}\n        expected {miss['expected']} / got {miss['got']}{score}")
     if args.plot:
         print(f"\nplot written to {args.plot}")
     return 0
 
 
-def format_metrics(m: dict, path: Path, split: str) -> str:
+def format_metrics(m: dict, path: list[Path], split: str) -> str:
     rows = [
         ("questions", f"{m['questions']}"),
         (f"in-scope answered correctly (top-1, n={m['in_scope']})", _pct(m["top1"])),
@@ -447,7 +464,7 @@ def format_metrics(m: dict, path: Path, split: str) -> str:
          f"{m['latency_ms_p50']:.1f} / {m['latency_ms_p95']:.1f} ms" if m["latency_ms_p50"] is not None else "n/a"),
     ]
     width = max(len(r[0]) for r in rows)
-    lines = [f"Evaluation on {path.name}, split '{split}'", "-" * (width + 16)]
+    lines = [f"Evaluation on {_names(path)}, split '{split}'", "-" * (width + 16)]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
     if m["top1_by_kind"]:
         lines.append("top-1 by kind: " + ", ".join(f"{k} {_pct(v['top1']).strip()} (n={v['n']})"
@@ -458,9 +475,9 @@ def format_metrics(m: dict, path: Path, split: str) -> str:
     return "\n".join(lines)
 
 
-def format_compare(rows: list[dict], path: Path, split: str) -> str:
+def format_compare(rows: list[dict], path: list[Path], split: str) -> str:
     head = f"| method | top-1 | recall@3 | MRR | in-scope declined | off-topic declined | threshold |"
-    lines = [f"Retrieval methods on {path.name}, split '{split}' (thresholds chosen on 'tune'):", "", head,
+    lines = [f"Retrieval methods on {_names(path)}, split '{split}' (thresholds chosen on 'tune'):", "", head,
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['method']} | {_pct(r['top1']).strip()} | {_pct(r['recall_at_3']).strip()} | "
@@ -473,12 +490,12 @@ def cmd_tune(args) -> int:
     from .cli import load_bot
 
     bot = load_bot(args)
-    path = _labels(args, bot)
+    path = _labels(args, bot)  # one or more files
     tune_items = load_labelled(path, bot.corpus, "tune")
     test_items = load_labelled(path, bot.corpus, "test")
     before = metrics(run(bot, test_items))
     tuned, fig = tune(bot, tune_items)
-    print(f"tuned on {len(tune_items)} questions of {path.name}: lexical_weight={tuned.lexical_weight}, "
+    print(f"tuned on {len(tune_items)} questions of {_names(path)}: lexical_weight={tuned.lexical_weight}, "
           f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}")
     print(f"  on the tuning part: top-1 {_pct(fig['top1'])}, off-topic declined {_pct(fig['off_topic_declined'])}")
     bot.settings.__dict__.update(tuned.__dict__)
