@@ -14,7 +14,7 @@ from .embed import Encoder
 from .errors import IndexBundleError
 from .retrieve import Hit, Results, Retriever
 from .safety import SafetyHit, SafetyRules
-from .textnorm import SpellFixer, clean, has_letters, latin_share, words
+from .textnorm import SpellFixer, Synonyms, clean, has_letters, latin_share, words
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class FAQBot:
         self.settings = settings
         self.paths = paths
         self.retriever = Retriever(corpus, bundle, settings)
-        corpus_words: set[str] = set()
+        self.synonyms = Synonyms(corpus.synonyms)
+        corpus_words: set[str] = self.synonyms.words()
         for e in corpus.entries:
             corpus_words.update(words(" ".join([e.question, e.answer, *e.alternates])))
         self.known_words = encoder.known_words()
@@ -219,9 +220,10 @@ class FAQBot:
     # --- for evaluation --------------------------------------------------------------
 
     def prepare_query(self, text: str) -> str:
-        """The text retrieval works on: cleaned, without a leading greeting, typos corrected."""
+        """The text retrieval works on: cleaned, without a leading greeting, typos corrected,
+        the FAQ's synonyms in the FAQ's own words."""
         text = clean(text)
-        return self.spelling.fix(_GREETING.sub("", text, count=1) or text)
+        return self.synonyms.apply(self.spelling.fix(_GREETING.sub("", text, count=1) or text))
 
     def search(self, question: str, k: int = 5, **overrides) -> Results:
         """Rank entries for a question exactly as :meth:`ask` does (for evaluation and comparisons)."""

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import Entry, Source, normalize_question, read_text, slugify
+from .corpus import ID_PATTERN, Entry, Source, normalize_question, read_text, slugify
 from .errors import CorpusError
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+#: The line ends an editor shows; str.splitlines() also breaks on form feed, U+2028 and others.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_QUESTION_LEN = 300
 
 
@@ -60,20 +62,21 @@ def ingest_files(paths: list[Path]) -> IngestResult:
     seen_ids: set[str] = set()
     for path in paths:
         result = ingest_file(Path(path))
-        total.skipped.extend(result.skipped)
+        skipped = list(result.skipped)
         total.notes.extend(result.notes)
         total.title = total.title or result.title
         for entry in result.entries:
             key = normalize_question(entry.question)
             where = f"{entry.source.document}:{entry.source.line}"
             if key in seen_q:
-                total.skipped.append(Skip(str(path), entry.source.line, f"duplicate question {entry.question!r} (first at {seen_q[key]})"))
+                skipped.append(Skip(str(path), entry.source.line, f"duplicate question {entry.question!r} (first at {seen_q[key]})"))
                 continue
             seen_q[key] = where
             entry_id = _unique_id(entry.id, seen_ids)
             if entry_id != entry.id:
                 entry = Entry(entry_id, entry.question, entry.answer, entry.source, entry.alternates)
             total.entries.append(entry)
+        total.skipped.extend(_by_line(skipped))
     return total
 
 
@@ -109,6 +112,11 @@ def _to_entries(path: Path, raws: list[_Raw], skipped: list[Skip], title: str | 
         if not answer.strip():
             result.skipped.append(Skip(str(path), raw.line, f"question with no answer: {question!r}"))
             continue
+        if raw.id is not None and not ID_PATTERN.fullmatch(raw.id):
+            result.skipped.append(Skip(str(path), raw.line, f"id {raw.id!r} may only hold letters, digits, '-', "
+                                                            "'_' and '.' (fix it, or leave it out to use one made "
+                                                            "from the question)"))
+            continue
         key = normalize_question(question)
         if key in seen_q:
             result.skipped.append(Skip(str(path), raw.line, f"duplicate question {question!r} (first at line {seen_q[key]})"))
@@ -116,7 +124,21 @@ def _to_entries(path: Path, raws: list[_Raw], skipped: list[Skip], title: str | 
         seen_q[key] = raw.line
         entry_id = _unique_id(raw.id or slugify(question), seen_ids)
         result.entries.append(Entry(entry_id, question, answer, Source(path.name, raw.line), raw.alternates))
+    result.skipped = _by_line(result.skipped)
     return result
+
+
+def _by_line(skipped: list[Skip]) -> list[Skip]:
+    """Skips in the order of the document; those of the whole file (no line) last."""
+    return sorted(skipped, key=lambda s: (s.line is None, s.line or 0))
+
+
+def _split_lines(text: str) -> list[str]:
+    """The lines of a document as an editor numbers them (unlike str.splitlines, see _LINE_END)."""
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _unique_id(base: str, seen: set[str]) -> str:
@@ -129,7 +151,7 @@ def _unique_id(base: str, seen: set[str]) -> str:
 
 def _tidy_answer(text: str) -> str:
     """Trim trailing spaces and surrounding blank lines; fold blank-line runs to one."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = [line.rstrip() for line in _LINE_END.split(text)]
     out: list[str] = []
     for line in lines:
         if not line and (not out or not out[-1]):
@@ -141,11 +163,19 @@ def _tidy_answer(text: str) -> str:
 
 
 def _strip_repeated_question(question: str, answer: str) -> str:
-    """'When should I worry? When should I worry? Call...' -> 'Call...'."""
-    head = answer.lstrip()
-    if head[: len(question)].lower() == question.lower():
-        return head[len(question):].lstrip()
-    return answer
+    """'When should I worry? When should I worry? Call...' -> 'Call...'.
+
+    Only the whole question, up to its question mark, counts as a repetition (case and
+    spacing aside): an answer that merely opens with the question's words ('Ice' /
+    'Ice packs help.') is kept as it is.
+    """
+    if not question.endswith(("?", "？")):
+        return answer
+    repeated = re.match(r"\s*" + r"\s+".join(map(re.escape, question.split())), answer, re.IGNORECASE)
+    if not repeated:
+        return answer
+    # Drop the spaces after the repetition and any blank lines, keeping the next line's indentation.
+    return _tidy_answer(answer[repeated.end():].lstrip(" \t"))
 
 
 def _is_question_line(line: str) -> bool:
@@ -155,7 +185,7 @@ def _is_question_line(line: str) -> bool:
 
 def _parse_text(path: Path, text: str) -> tuple[list[_Raw], list[Skip], str | None]:
     """Questions are lines ending in '?' that start a paragraph; the lines up to the next question are the answer."""
-    lines = text.splitlines()
+    lines = _split_lines(text)
     raws: list[_Raw] = []
     skipped: list[Skip] = []
     current: _Raw | None = None
@@ -188,7 +218,7 @@ def _parse_markdown(path: Path, text: str) -> tuple[list[_Raw], list[Skip], str 
 
     A Markdown file with no question headings is read like plain text.
     """
-    lines = text.splitlines()
+    lines = _split_lines(text)
     headings = [(i, m) for i, line in enumerate(lines) if (m := _HEADING.match(line))]
     if not any(m.group(2).endswith("?") for _, m in headings):
         return _parse_text(path, text)
@@ -267,7 +297,7 @@ def _parse_jsonl(path: Path, text: str) -> tuple[list[_Raw], list[Skip], str | N
     """One object a line with "question" and "answer" (optional "id", "alternates")."""
     raws: list[_Raw] = []
     skipped: list[Skip] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_split_lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -280,6 +310,6 @@ def _parse_jsonl(path: Path, text: str) -> tuple[list[_Raw], list[Skip], str | N
             continue
         answer = obj.get("answer")
         raws.append(_Raw(obj["question"], answer if isinstance(answer, str) else "", number,
-                         id=str(obj["id"]) if obj.get("id") else None,
+                         id=str(obj["id"]).strip() or None if obj.get("id") else None,
                          alternates=_split_alternates(obj.get("alternates"))))
     return raws, skipped, None

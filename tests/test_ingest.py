@@ -97,16 +97,28 @@ def test_text_question_repeated_at_the_start_of_its_answer_is_removed(tmp_path):
     assert result.notes == [f"{path}:1: removed the question repeated at the start of its answer"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG qa/ingest.py _strip_repeated_question: any answer that merely starts "
-                   "with the question's text loses it ('Ice' / 'Ice packs help.' -> 'packs help.'), so the answer "
-                   "is no longer verbatim")
 def test_an_answer_that_only_starts_with_the_question_words_is_kept_verbatim(tmp_path):
     path = write(tmp_path, "faq.csv", 'question,answer\nIce,"Ice packs help, for 20 minutes."\n'
-                                      "How do I book?,How do I book? Call us.\n")
+                                      "How do I book?,How do I book? Call us.\n"
+                                      "Can I park,Can I park here? Yes.\n"
+                                      "Is it open?,Is it open? -er hours: 9 to 5.\n"
+                                      "Is it far?,Is it far?\n"
+                                      "Where is it?,Where is it in the building? Floor 2.\n")
     result = ingest_file(path)
     assert [(e.question, e.answer) for e in result.entries] == [
-        ("Ice", "Ice packs help, for 20 minutes."), ("How do I book?", "Call us.")]
-    assert result.notes == [f"{path}:3: removed the question repeated at the start of its answer"]
+        ("Ice", "Ice packs help, for 20 minutes."), ("How do I book?", "Call us."),
+        ("Can I park", "Can I park here? Yes."), ("Is it open?", "-er hours: 9 to 5."),
+        ("Where is it?", "Where is it in the building? Floor 2.")]
+    assert result.notes == [f"{path}:{line}: removed the question repeated at the start of its answer"
+                            for line in (3, 5, 6)]
+    assert skips(result) == [(6, "question with no answer: 'Is it far?'")]
+
+
+def test_a_repeated_question_matches_whatever_its_case_and_spacing_and_keeps_the_next_lines_indent(tmp_path):
+    path = write(tmp_path, "faq.txt", "Wie  geht   es？\n\nwie geht\nES？\n\n  1. Gut.\n  2. Danke.\n")
+    result = ingest_file(path)
+    assert [(e.question, e.answer) for e in result.entries] == [("Wie geht es？", "  1. Gut.\n  2. Danke.")]
+    assert result.notes == [f"{path}:1: removed the question repeated at the start of its answer"]
 
 
 def test_a_numbered_or_bulleted_line_ending_in_a_question_mark_stays_in_the_answer(tmp_path):
@@ -250,7 +262,7 @@ def test_jsonl_entries_and_skips(tmp_path):
         Entry("parking", "Where do I park?", "In the back lot.", Source("clinic.jsonl", 7),
               ("car park", "parking lot")),
     ]
-    assert sorted(skips(result)) == [
+    assert skips(result) == [  # in the order of the file
         (2, "unparseable JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
         (4, "question with no answer: 'What should I wear?'"),
         (5, 'expected an object with a "question" string'),
@@ -259,16 +271,26 @@ def test_jsonl_entries_and_skips(tmp_path):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG qa/ingest.py _to_entries: an id given in a JSONL/CSV document is "
-                   "not checked, so `qa ingest` writes a corpus that load_faq rejects ('may only hold letters...')")
-def test_ids_given_in_a_document_give_a_corpus_that_loads(tmp_path):
-    path = write(tmp_path, "faq.jsonl", json.dumps({"question": "How do I book?", "answer": "Call us.",
-                                                    "id": "how to book"}) + "\n")
+BAD_ID = "may only hold letters, digits, '-', '_' and '.' (fix it, or leave it out to use one made from the question)"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("faq.jsonl", "\n".join(json.dumps(row) for row in [
+        {"question": "How do I book?", "answer": "Call us.", "id": "how to book"},
+        {"question": "Where do I park?", "answer": "Behind.", "id": " parking "},
+        {"question": "Is it open?", "answer": "Yes.", "id": "open/closed"}]) + "\n"),
+    ("faq.csv", "question,answer,id\nHow do I book?,Call us.,how to book\nWhere do I park?,Behind., parking \n"
+                "Is it open?,Yes.,open/closed\n"),
+])
+def test_an_invalid_id_in_a_document_is_skipped_with_its_line_and_the_rest_loads(tmp_path, name, text):
+    path = write(tmp_path, name, text)
     result = ingest_file(path)
+    first = 1 if name.endswith(".jsonl") else 2
+    assert skips(result) == [(first, f"id 'how to book' {BAD_ID}"), (first + 2, f"id 'open/closed' {BAD_ID}")]
     out = tmp_path / "faq.yaml"
     save_faq(out, result.entries)
-    corpus = load_faq(out)  # raises CorpusError: id 'how to book' may only hold letters, ...
-    assert [e.question for e in corpus.entries] == ["How do I book?"]
+    corpus = load_faq(out)
+    assert [(e.id, e.question) for e in corpus.entries] == [("parking", "Where do I park?")]
     assert all(re.fullmatch(r"[\w.-]+", e.id) for e in corpus.entries)
 
 
@@ -327,6 +349,41 @@ def test_a_utf8_byte_order_mark_and_crlf_line_ends_are_fine(tmp_path):
     result = ingest_file(path)
     assert result.entries == [Entry("how-do-i-book", "How do I book?", "Call us.\n  • by phone",
                                     Source("faq.txt", 1))]
+
+
+@pytest.mark.parametrize("name", ["faq.txt", "faq.md"])
+@pytest.mark.parametrize("odd", ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_only_newlines_end_lines_so_reported_lines_match_the_editor(tmp_path, name, odd):
+    # str.splitlines() breaks on these too, which used to shift every line number after them
+    heading = "## " if name == "faq.md" else ""
+    path = write(tmp_path, name, f"{heading}How?\n\nOne{odd}two.\n\n{heading}Why?\n\nThree.\n\n"
+                                 f"{heading}Where?\n\n{heading}When?\n\nNow.\r\n\r\n{heading}Who?\r\rMe.\r")
+    result = ingest_file(path)
+    assert [(e.question, e.answer, e.source.line) for e in result.entries] == [
+        ("How?", f"One{odd}two.", 1), ("Why?", "Three.", 5), ("When?", "Now.", 11), ("Who?", "Me.", 15)]
+    assert skips(result) == [(9, "question with no answer: 'Where?'")]
+
+
+def test_a_jsonl_line_may_hold_characters_that_other_tools_count_as_line_breaks(tmp_path):
+    rows = [{"question": "How?", "answer": "A\u2028B\x85C"}, {"question": "Why?", "answer": "D\u2029E"},
+            {"question": "When?"}]
+    path = write(tmp_path, "faq.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    result = ingest_file(path)
+    assert [(e.question, e.answer, e.source.line) for e in result.entries] == [
+        ("How?", "A\u2028B\x85C", 1), ("Why?", "D\u2029E", 2)]
+    assert skips(result) == [(3, "question with no answer: 'When?'")]
+
+
+def test_skips_are_listed_in_line_order_within_each_document(tmp_path):
+    a = write(tmp_path, "a.txt", "How do I book?\n\nCall us.\n")
+    b = write(tmp_path, "b.jsonl", "\n".join([
+        json.dumps({"question": "Why?"}),
+        json.dumps({"question": "How do I book?", "answer": "Online."}),
+        "{oops",
+        json.dumps({"question": "When?"}),
+    ]) + "\n")
+    result = ingest_files([a, b])
+    assert [(s.file, s.line) for s in result.skipped] == [(str(b), 1), (str(b), 2), (str(b), 3), (str(b), 4)]
 
 
 def test_unknown_format_is_an_error(tmp_path):
