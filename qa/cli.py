@@ -100,19 +100,22 @@ def cmd_ingest(args) -> int:
     if not result.entries:
         raise QAError(f"no entries found in {', '.join(map(str, args.files))}")
     out = args.output or project_root() / "corpus" / "faq" / f"{args.files[0].stem}.yaml"
-    entries, out_of_scope, title = result.entries, (), args.title or result.title
+    entries, out_of_scope, synonyms, title = result.entries, (), {}, args.title or result.title
     if out.exists():
-        # Re-ingesting an updated document keeps what was written by hand: alternates, out_of_scope, title.
+        # Re-ingesting an updated document keeps what was written by hand: alternates, out_of_scope,
+        # synonyms, title.
+        # So a corpus file that does not load is left alone rather than overwritten without them.
         try:
             old_corpus = load_faq(out)
-        except QAError:
-            old_corpus = None
-        if old_corpus:
-            old = old_corpus.by_id()
-            entries = [e if e.alternates or e.id not in old else
-                       type(e)(e.id, e.question, e.answer, e.source, old[e.id].alternates) for e in entries]
-            out_of_scope, title = old_corpus.out_of_scope, title or old_corpus.title
-    save_faq(out, entries, title=title, out_of_scope=out_of_scope)
+        except QAError as exc:
+            raise QAError(f"{exc} (the existing corpus file was not overwritten: fix it, or delete it to "
+                          "start afresh, then ingest again)") from None
+        old = old_corpus.by_id()
+        entries = [e if e.alternates or e.id not in old else
+                   type(e)(e.id, e.question, e.answer, e.source, old[e.id].alternates) for e in entries]
+        out_of_scope, title = old_corpus.out_of_scope, title or old_corpus.title
+        synonyms = old_corpus.synonyms
+    save_faq(out, entries, title=title, out_of_scope=out_of_scope, synonyms=synonyms)
     print(f"wrote {len(entries)} entries to {out} ({len(result.skipped)} skipped)")
     return 0
 
@@ -142,7 +145,11 @@ def cmd_status(args) -> int:
     manifest = index_mod.read_manifest(paths.index)
     print(f"corpus  {paths.corpus}: {len(corpus)} entries, fingerprint {corpus.fingerprint()[:12]}")
     if not manifest:
-        print(f"index   {paths.index}: not built (run `qa build`)")
+        if (paths.index / index_mod.MANIFEST).exists():
+            print(f"index   {paths.index}: damaged ({index_mod.MANIFEST} cannot be read; it is rebuilt on next "
+                  "use, or run `qa build`)")
+        else:
+            print(f"index   {paths.index}: not built (run `qa build`)")
         return 0
     current = manifest.get("corpus_fingerprint") == corpus.fingerprint()
     print(f"index   {paths.index}: {manifest.get('entries')} entries, {manifest.get('vectors')} vectors, "

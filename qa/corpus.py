@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 CORPUS_SUFFIXES = (".yaml", ".yml")
 RAW_SUFFIXES = (".txt", ".md", ".markdown", ".csv", ".jsonl")
 _ENTRY_KEYS = {"id", "question", "answer", "source", "alternates"}
+#: What an entry id may hold (it names the entry in URLs, labels and logs).
+ID_PATTERN = re.compile(r"[\w.-]+")
+#: Characters a YAML reader turns into (or treats as) line breaks, and other control characters: a string
+#: holding one is written double-quoted, where they are escaped, so it reads back exactly.
+_NEEDS_ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class Corpus:
     #: Questions the FAQ does NOT answer, close to its topic ("lower back pain" for an upper-back FAQ):
     #: a question nearer to one of these than to any entry is declined.
     out_of_scope: tuple[str, ...] = ()
+    #: The FAQ's own words for what users call otherwise: ``{"shoulder blade": ("scapula", ...)}``.
+    #: Questions are rewritten to the canonical words before matching.
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -82,6 +90,8 @@ class Corpus:
         """Content hash of the entries: cosmetic edits (comments, layout) keep it, any text change moves it."""
         canon = [[e.id, e.question, e.answer, list(e.alternates), e.source.document] for e in self.entries]
         canon.append(list(self.out_of_scope))
+        if self.synonyms:  # absent from older fingerprints: adding none keeps an index current
+            canon.append(sorted((k, list(v)) for k, v in self.synonyms.items()))
         return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def by_id(self) -> dict[str, Entry]:
@@ -136,10 +146,13 @@ def load_faq(path: str | Path) -> Corpus:
     seen_ids: dict[str, str] = {}
     seen_questions: dict[str, str] = {}
     out_of_scope: list[str] = []
+    synonyms: dict[str, tuple[str, ...]] = {}
     for file in files:
         if file.suffix.lower() in CORPUS_SUFFIXES:
-            title, located, decoys = _load_yaml_entries(file)
+            title, located, decoys, more = _load_yaml_entries(file)
             out_of_scope.extend(decoys)
+            for canon, variants in more.items():
+                synonyms[canon] = tuple(dict.fromkeys(synonyms.get(canon, ()) + variants))
         else:
             from .ingest import ingest_file
 
@@ -162,32 +175,32 @@ def load_faq(path: str | Path) -> Corpus:
     if not entries:
         raise CorpusError(path, "the corpus has no entries")
     return Corpus(entries=entries, title=titles[0] if len(titles) == 1 else "FAQ", files=files,
-                  out_of_scope=tuple(out_of_scope))
+                  out_of_scope=tuple(out_of_scope), synonyms=synonyms)
 
 
 def normalize_question(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]], list[str]]:
+def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]], list[str],
+                                            dict[str, tuple[str, ...]]]:
     text = read_text(path)
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CorpusError(path, f"YAML syntax error: {problem}", mark.line + 1 if mark else None) from None
+        raise _syntax_error(path, text, exc) from None
     if root is None:
         raise CorpusError(path, "the file is empty")
     decoys: list[str] = []
+    synonyms: dict[str, tuple[str, ...]] = {}
     if isinstance(root, yaml.SequenceNode):
         title, items = None, root
     elif isinstance(root, yaml.MappingNode):
         top = {k.value: v for k, v in root.value}
         for key_node, _ in root.value:
-            if key_node.value not in ("title", "entries", "out_of_scope"):
+            if key_node.value not in ("title", "entries", "out_of_scope", "synonyms"):
                 raise CorpusError(path, f"unknown top-level key {key_node.value!r} (known: title, entries, "
-                                  "out_of_scope)", key_node.start_mark.line + 1)
+                                  "out_of_scope, synonyms)", key_node.start_mark.line + 1)
         title_node = top.get("title")
         title = title_node.value if isinstance(title_node, yaml.ScalarNode) else None
         items = top.get("entries")
@@ -198,9 +211,64 @@ def _load_yaml_entries(path: Path) -> tuple[str | None, list[tuple[Entry, int]],
             if not isinstance(node, yaml.SequenceNode):
                 raise CorpusError(path, "'out_of_scope' must be a list of questions", node.start_mark.line + 1)
             decoys = [_scalar(path, n, "out_of_scope").strip() for n in node.value if n.value.strip()]
+        if "synonyms" in top:
+            synonyms = _synonyms(path, top["synonyms"])
     else:
         raise CorpusError(path, "expected a mapping with 'entries:' or a list of entries", 1)
-    return title, [(_entry_from_node(path, node), node.start_mark.line + 1) for node in items.value], decoys
+    return title, [(_entry_from_node(path, node), node.start_mark.line + 1) for node in items.value], decoys, synonyms
+
+
+def _synonyms(path: Path, node: yaml.Node) -> dict[str, tuple[str, ...]]:
+    """``synonyms:`` maps each word or phrase the FAQ uses to a list of words users type instead."""
+    if not isinstance(node, yaml.MappingNode):
+        raise CorpusError(path, "'synonyms' must map a word to a list of words users say instead "
+                          "(shoulder blade: [scapula])", node.start_mark.line + 1)
+    out: dict[str, tuple[str, ...]] = {}
+    seen: dict[str, str] = {}
+    for key, value in node.value:
+        line = key.start_mark.line + 1
+        canon = _scalar(path, key, "synonyms").strip()
+        if not isinstance(value, yaml.SequenceNode) or not canon:
+            raise CorpusError(path, f"synonyms of {canon!r}: expected a list of words or phrases", line)
+        variants = tuple(v for v in (_scalar(path, n, "synonyms").strip() for n in value.value) if v)
+        for v in variants:
+            if v.lower() in seen and seen[v.lower()] != canon:
+                raise CorpusError(path, f"synonym {v!r} is listed for both {seen[v.lower()]!r} and {canon!r}", line)
+            seen[v.lower()] = canon
+        out[canon] = variants
+    return out
+
+
+def _syntax_error(path: Path, text: str, exc: yaml.YAMLError) -> CorpusError:
+    """A YAML syntax error at the line to fix, which for an unclosed quote is where the quote opens."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    if mark is None:
+        return CorpusError(path, f"YAML syntax error: {problem}")
+    # A quote or bracket left open runs to the end of the file (or to a '---'): PyYAML's problem_mark is
+    # then that end, and its context_mark the place where the quote or bracket opened.
+    if context is not None and (mark.index >= len(text) or "document separator" in problem):
+        return CorpusError(path, f"YAML syntax error: a quote or bracket opened on this line is not closed "
+                                 f"({problem} {exc.context})", context.line + 1)
+    # A quote left open is closed by the next quote in the file; the error surfaces right after that one.
+    opened = _quoted_text_ending_on(text, mark.line)
+    if opened is not None:
+        return CorpusError(path, f"YAML syntax error: {problem} on line {mark.line + 1}, where the quoted text "
+                                 "that starts on this line ends: is its closing quote missing?", opened + 1)
+    return CorpusError(path, f"YAML syntax error: {problem}", mark.line + 1)
+
+
+def _quoted_text_ending_on(text: str, line: int) -> int | None:
+    """The (0-based) first line of a quoted scalar spanning several lines and ending on ``line``, if any."""
+    found = None
+    try:
+        for token in yaml.scan(text):
+            if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"')
+                    and token.start_mark.line < token.end_mark.line == line):
+                found = token.start_mark.line
+    except yaml.YAMLError:
+        pass
+    return found
 
 
 def _scalar(path: Path, node: yaml.Node, key: str) -> str:
@@ -225,7 +293,7 @@ def _entry_from_node(path: Path, node: yaml.Node) -> Entry:
     if not answer.strip():
         raise CorpusError(path, f"entry {question!r} has no answer (add one or remove the entry)", line)
     entry_id = _scalar(path, fields_["id"], "id").strip() if "id" in fields_ else slugify(question)
-    if not re.fullmatch(r"[\w.-]+", entry_id):
+    if not ID_PATTERN.fullmatch(entry_id):
         raise CorpusError(path, f"id {entry_id!r} may only hold letters, digits, '-', '_' and '.'",
                           fields_["id"].start_mark.line + 1)
     source = Source(document=path.name, line=None)
@@ -255,7 +323,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str_representer(dumper: yaml.SafeDumper, value: str):
-    style = "|" if "\n" in value else None
+    style = '"' if _NEEDS_ESCAPES.search(value) else "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -263,24 +331,28 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def dump_yaml(entries: list[Entry], title: str | None = None, header: str = "",
-              out_of_scope: tuple[str, ...] = ()) -> str:
+              out_of_scope: tuple[str, ...] = (), synonyms: dict[str, tuple[str, ...]] | None = None) -> str:
     """Serialise entries to the corpus YAML format (multi-line answers as literal blocks)."""
     data: dict = {}
     if title:
         data["title"] = title
     if out_of_scope:
         data["out_of_scope"] = list(out_of_scope)
+    if synonyms:
+        data["synonyms"] = {k: list(v) for k, v in synonyms.items()}
     data["entries"] = [e.to_yaml_dict() for e in entries]
     body = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10**6, indent=2)
     return header + body
 
 
-def save_faq(path: Path, entries: list[Entry], title: str | None = None, out_of_scope: tuple[str, ...] = ()) -> None:
+def save_faq(path: Path, entries: list[Entry], title: str | None = None, out_of_scope: tuple[str, ...] = (),
+             synonyms: dict[str, tuple[str, ...]] | None = None) -> None:
     header = (
         "# FAQ corpus: one entry per question. Edit by hand; the index is rebuilt when this changes.\n"
         "# Keys: id (stable), question and answer (verbatim from the source), source, alternates (optional\n"
         "# other ways users ask the same question; they help matching).\n"
         "# out_of_scope: questions close to the topic that this FAQ does NOT answer; a message nearer to\n"
         "# one of them than to any entry is declined.\n"
+        "# synonyms: the FAQ's word -> words users type instead (shoulder blade: [scapula]).\n"
     )
-    atomic_write_text(path, dump_yaml(entries, title, header, out_of_scope))
+    atomic_write_text(path, dump_yaml(entries, title, header, out_of_scope, synonyms))

@@ -326,6 +326,17 @@ def test_status_before_any_build(capsys, work, tmp_path):
     assert out.splitlines()[1:] == [f"index   {tmp_path / 'idx'}: not built (run `qa build`)"]
 
 
+@pytest.mark.parametrize("manifest", ["{not json", "[]", "{}", ""])
+def test_status_with_a_damaged_manifest_says_so_not_that_nothing_was_built(capsys, work, tmp_path, manifest):
+    idx = tmp_path / "idx"
+    shutil.copytree(work.idx, idx)
+    (idx / "manifest.json").write_text(manifest, encoding="utf-8")
+    code, out, err = run(capsys, "status", "--corpus", work.faq, "--index", idx)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        f"index   {idx}: damaged (manifest.json cannot be read; it is rebuilt on next use, or run `qa build`)"]
+
+
 # --- qa ingest -----------------------------------------------------------------------------
 
 def test_ingest_reports_skips_on_stderr_and_writes_the_corpus(capsys, tmp_path):
@@ -407,20 +418,30 @@ def test_ingest_of_invalid_utf8_exits_1_with_file_line(capsys, tmp_path):
     assert err == f"qa: error: {bad}:3: not valid UTF-8 (byte 11); save the file as UTF-8\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG qa/cli.py cmd_ingest: when the existing corpus file does not load "
-                   "(e.g. a YAML typo), `except QAError: old_corpus = None` silently overwrites it, losing every "
-                   "hand-written alternate and out_of_scope question")
-def test_reingesting_over_a_broken_corpus_does_not_silently_discard_it(capsys, tmp_path):
+KEPT = "(the existing corpus file was not overwritten: fix it, or delete it to start afresh, then ingest again)"
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("  - exercises to strengthen the upper back", "  - exercises to: strengthen: the upper back",
+     "YAML syntax error: mapping values are not allowed here"),
+    ("  - exercises to strengthen the upper back", '  - "exercises to strengthen the upper back',
+     "YAML syntax error: a quote or bracket opened on this line is not closed (found unexpected end of stream "
+     "while scanning a quoted scalar)"),
+    ("  answer: |-\n    Strengthening", "  answr: |-\n    Strengthening",
+     "unknown key 'answr' (known: alternates, answer, id, question, source)"),
+])
+def test_reingesting_over_a_broken_corpus_does_not_silently_discard_it(capsys, tmp_path, old, new, error):
     target = tmp_path / "upper_back.yaml"
     text = (CORPUS / "upper_back.yaml").read_text(encoding="utf-8")
-    broken = text.replace("  alternates:\n  - exercises to strengthen the upper back",
-                          "  alternates:\n  - exercises to: strengthen: the upper back", 1)
+    broken = text.replace(old, new, 1)
     assert broken != text
+    line = text[: text.index(old)].count("\n") + 1  # the line the edit is on
+    error = f"{line}: {error}"
     target.write_text(broken, encoding="utf-8")
     code, out, err = run(capsys, "ingest", SOURCE, "-o", target)
     assert target.read_text(encoding="utf-8") == broken  # hand-written work is not thrown away
-    assert code == 1
-    assert f"{target}:" in err.splitlines()[-1]
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [SKIPPED_SENIORS, NOTE_WORRY, f"qa: error: {target}:{error} {KEPT}"]
 
 
 # --- qa eval ---------------------------------------------------------------------------------
@@ -448,7 +469,7 @@ def test_eval_json_reports_metrics_on_a_labelled_set(capsys, work, tmp_path):
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert list(data) == ["labels", "split", "settings", "metrics", "misses"]
-    assert (data["labels"], data["split"]) == (str(labels), "test")
+    assert (data["labels"], data["split"]) == ([str(labels)], "test")
     assert data["settings"] == RetrievalSettings.load(SETTINGS).to_dict()
     m = data["metrics"]
     assert m["latency_ms_p50"] > 0 and m["latency_ms_p95"] >= m["latency_ms_p50"]
@@ -463,8 +484,8 @@ def test_eval_json_reports_metrics_on_a_labelled_set(capsys, work, tmp_path):
     # the mislabelled question ranks its (wrong) label 4th or lower: 3 x 1/1 + at most 1/4
     assert 0.75 <= m["mrr"] <= 0.8125
     assert [{k: v for k, v in miss.items() if k != "score"} for miss in data["misses"]] == [
-        {"line": 5, "question": "How I cured my upper back pain?", "expected": "why-is-my-upper-back-so-weak",
-         "got": "how-i-cured-my-upper-back-pain"}]
+        {"line": 5, "file": "labels.jsonl", "question": "How I cured my upper back pain?",
+         "expected": "why-is-my-upper-back-so-weak", "got": "how-i-cured-my-upper-back-pain"}]
 
 
 def test_eval_with_an_unknown_id_exits_1_naming_the_line(capsys, work, tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from qa.corpus import Corpus, Entry, Source, dump_yaml, load_faq, save_faq
+from qa.corpus import Corpus, Entry, Source, dump_yaml, load_faq, normalize_question, save_faq
 from qa.errors import CorpusError, QAError
 
 from conftest import CORPUS
@@ -84,6 +86,37 @@ ERRORS = {
         "    answer: [unclosed\n"
         "  - question: Why?\n",
         4, "YAML syntax error: expected ',' or ']', but got ':'"),
+    "unclosed quote": (  # PyYAML's problem_mark is the end of the file; the quote opens on line 3
+        "entries:\n"
+        "  - question: How?\n"
+        "    answer: \"Call us, then\n"
+        "  - question: Why?\n"
+        "    answer: Because.\n",
+        3, "YAML syntax error: a quote or bracket opened on this line is not closed "
+           "(found unexpected end of stream while scanning a quoted scalar)"),
+    "unclosed quote before a document separator": (
+        "entries:\n"
+        "  - question: How?\n"
+        "    answer: 'Call us\n"
+        "---\n",
+        3, "YAML syntax error: a quote or bracket opened on this line is not closed "
+           "(found unexpected document separator while scanning a quoted scalar)"),
+    "unclosed bracket at the end": (
+        "entries:\n"
+        "  - question: How?\n"
+        "    answer: fine\n"
+        "    alternates: [how so, in what way\n",
+        4, "YAML syntax error: a quote or bracket opened on this line is not closed "
+           "(expected ',' or ']', but got '<stream end>' while parsing a flow sequence)"),
+    "unclosed quote closed by the next quote": (  # the error surfaces on line 6, the quote opens on line 3
+        "entries:\n"
+        "  - question: How?\n"
+        "    answer: \"Call us\n"
+        "\n"
+        "  - question: Why?\n"
+        "    answer: \"Because.\"\n",
+        3, "YAML syntax error: expected <block end>, but found '<scalar>' on line 6, where the quoted text that "
+           "starts on this line ends: is its closing quote missing?"),
     "entry without answer": (
         "title: T\n"
         "entries:\n"
@@ -134,7 +167,7 @@ ERRORS = {
         "entry:\n"
         "  - question: How?\n"
         "    answer: Like this.\n",
-        2, "unknown top-level key 'entry' (known: title, entries, out_of_scope)"),
+        2, "unknown top-level key 'entry' (known: title, entries, out_of_scope, synonyms)"),
     "bad id": (
         "entries:\n"
         "  - question: How?\n"
@@ -258,9 +291,11 @@ def test_fingerprint_changes_when_one_character_of_an_answer_changes():
     entries[0] = Entry(e.id, e.question, e.answer.replace("6. Shoulder pull.", "6. Shoulder pull!"), e.source,
                        e.alternates)
     assert entries[0].answer != e.answer
-    assert Corpus(entries, corpus.title, out_of_scope=corpus.out_of_scope).fingerprint() != corpus.fingerprint()
-    assert Corpus(list(corpus.entries), "another title", out_of_scope=corpus.out_of_scope).fingerprint() == \
-        corpus.fingerprint()
+    extras = dict(out_of_scope=corpus.out_of_scope, synonyms=corpus.synonyms)
+    assert Corpus(entries, corpus.title, **extras).fingerprint() != corpus.fingerprint()
+    assert Corpus(list(corpus.entries), "another title", **extras).fingerprint() == corpus.fingerprint()
+    assert Corpus(list(corpus.entries), corpus.title, out_of_scope=corpus.out_of_scope).fingerprint() != \
+        corpus.fingerprint()  # synonyms change what is matched, so they are part of it
 
 
 # --- save and load ------------------------------------------------------------------------
@@ -293,14 +328,15 @@ def test_save_and_load_round_trip(tmp_path):
 def test_the_committed_corpus_round_trips(tmp_path):
     corpus = load_faq(CORPUS / "upper_back.yaml")
     path = tmp_path / "copy.yaml"
-    save_faq(path, corpus.entries, title=corpus.title, out_of_scope=corpus.out_of_scope)
+    save_faq(path, corpus.entries, title=corpus.title, out_of_scope=corpus.out_of_scope, synonyms=corpus.synonyms)
     again = load_faq(path)
     assert again.entries == corpus.entries
     assert again.out_of_scope == corpus.out_of_scope
+    assert again.synonyms == corpus.synonyms and "scapula" in again.synonyms["shoulder blade"]
     assert again.title == corpus.title == "upper back FAQ"
     assert again.fingerprint() == corpus.fingerprint()
-    assert dump_yaml(again.entries, again.title, out_of_scope=again.out_of_scope) == \
-        path.read_text(encoding="utf-8").split("one of them than to any entry is declined.\n", 1)[1]
+    assert dump_yaml(again.entries, again.title, out_of_scope=again.out_of_scope, synonyms=again.synonyms) == \
+        path.read_text(encoding="utf-8").split("(shoulder blade: [scapula]).\n", 1)[1]
 
 
 def test_save_without_title_or_out_of_scope(tmp_path):
@@ -310,6 +346,47 @@ def test_save_without_title_or_out_of_scope(tmp_path):
         "entries:\n- id: scalars\n  question: Yes?\n  answer: 'yes'\n  source:\n    document: clinic.txt\n")
     corpus = load_faq(path)
     assert (corpus.title, corpus.out_of_scope, corpus.entries) == ("FAQ", (), TRICKY[2:3])
+
+
+@pytest.mark.parametrize("text", ["Wait\x85it is done.", "one\u2028two\u2029three", "cr\rlf\r\nend",
+                                  "form\ffeed\vtab\x1cfile\x1dgroup\x1erecord", "bell\x07 del\x7f c1\x9b",
+                                  "line\nthen\x85nel", "\ufeffbom", "  lead\x85", "trail\x85 "])
+def test_characters_yaml_reads_as_line_breaks_survive_the_round_trip(tmp_path, text):
+    # U+0085 is what "…" becomes when Windows-1252 text is read as Latin-1: it occurs in real documents
+    entry = Entry("q", f"Why {text}?", text, Source(f"doc{text}.txt", 1), (f"alt {text}?",))
+    path = tmp_path / "faq.yaml"
+    save_faq(path, [entry], title=text, out_of_scope=(f"oos {text}?",))
+    corpus = load_faq(path)
+    assert (corpus.entries, corpus.title, corpus.out_of_scope) == ([entry], text, (f"oos {text}?",))
+
+
+def _stripped(text: str) -> str:
+    return text.strip()
+
+
+_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+# What the reader keeps: questions and alternates are stripped, answers lose surrounding newlines only.
+_entry = st.builds(
+    Entry,
+    id=st.from_regex(r"[\w.-]{1,20}", fullmatch=True),
+    question=_text.map(_stripped).filter(bool),
+    answer=_text.map(lambda t: t.strip("\n")).filter(str.strip),
+    source=st.builds(Source, document=_text, line=st.none() | st.integers(1, 10**6)),
+    alternates=st.lists(_text.map(_stripped).filter(bool), max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(_entry, min_size=1, max_size=4,
+                        unique_by=(lambda e: e.id, lambda e: normalize_question(e.question))),
+       title=st.none() | _text, out_of_scope=st.lists(_text.map(_stripped).filter(bool), max_size=3).map(tuple))
+def test_save_then_load_gives_back_the_same_entries_whatever_the_text(tmp_path, entries, title, out_of_scope):
+    path = tmp_path / "faq.yaml"
+    save_faq(path, entries, title=title, out_of_scope=out_of_scope)
+    corpus = load_faq(path)
+    assert corpus.entries == entries
+    assert corpus.out_of_scope == out_of_scope
+    assert corpus.title == (title or "FAQ")
 
 
 # --- a folder of several files ------------------------------------------------------------
@@ -334,7 +411,7 @@ def test_folder_with_a_duplicate_across_files_names_both(tmp_path):
     shutil.copy(tmp_path / "a.yaml", tmp_path / "b.yaml")
     with pytest.raises(CorpusError) as err:
         load_faq(tmp_path)
-    line = 7  # the first entry of b.yaml: 5 header lines, "entries:", then "- id: booking"
+    line = 8  # the first entry of b.yaml: 6 header lines, "entries:", then "- id: booking"
     assert str(err.value) == f"{tmp_path / 'b.yaml'}:{line}: duplicate id 'booking' (first at {tmp_path / 'a.yaml'}:{line})"
 
 
@@ -344,3 +421,28 @@ def test_the_committed_corpus_folder_loads():
     assert corpus.title == "upper back FAQ"
     assert [p.name for p in corpus.files] == ["upper_back.yaml"]
     assert "How do I fix lower back pain?" in corpus.out_of_scope
+
+
+# --- synonyms ---------------------------------------------------------------------------
+
+
+def test_synonyms_load_and_errors_name_the_line(tmp_path):
+    path = tmp_path / "faq.yaml"
+    path.write_text("synonyms:\n  shoulder blade: [scapula, Scapula bone]\nentries:\n- question: A?\n  answer: a\n",
+                    encoding="utf-8")
+    assert load_faq(path).synonyms == {"shoulder blade": ("scapula", "Scapula bone")}
+    path.write_text("synonyms:\n  a: [x]\n  b: [X]\nentries:\n- question: A?\n  answer: a\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"faq.yaml:3: synonym 'X' is listed for both 'a' and 'b'"):
+        load_faq(path)
+    path.write_text("synonyms: [scapula]\nentries:\n- question: A?\n  answer: a\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"faq.yaml:1: 'synonyms' must map"):
+        load_faq(path)
+
+
+def test_synonyms_rewrite_whole_words_longest_first():
+    from qa.textnorm import Synonyms
+
+    s = Synonyms({"upper back muscles": ["traps", "mid traps"], "shoulder blade": ["scapula"]})
+    assert s.apply("Mid traps and SCAPULA, not straps or scapulae") == \
+        "upper back muscles and shoulder blade, not straps or scapulae"
+    assert not Synonyms({}) and Synonyms({}).apply("traps") == "traps"
