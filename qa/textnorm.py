@@ -71,3 +71,30 @@ class SpellFixer:
     def fix(self, text: str) -> str:
         """``text`` lowercased with its unknown words corrected."""
         return _WORD.sub(lambda m: self.fix_word(m.group(0)), text.lower())
+
+
+class Synonyms:
+    """Rewrites a FAQ's own synonyms to the words its entries use ("scapula" -> "shoulder blade").
+
+    Built from the corpus's ``synonyms`` mapping, ``{canonical: [variant, ...]}``. Whole words
+    and phrases only, case-insensitive, longest variant first, so "mid traps" wins over "traps".
+    """
+
+    def __init__(self, mapping: dict[str, list[str]] | None = None):
+        pairs = {v.lower().strip(): canon.lower().strip()
+                 for canon, variants in (mapping or {}).items() for v in variants if v.strip()}
+        self.mapping = pairs
+        alternatives = "|".join(re.escape(v) for v in sorted(pairs, key=len, reverse=True))
+        self._pattern = re.compile(rf"(?<![\w'-])(?:{alternatives})(?![\w'-])", re.IGNORECASE) if pairs else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def words(self) -> set[str]:
+        """Every word of every variant and canonical form (so spelling fixes aim at them)."""
+        return {w for pair in self.mapping.items() for phrase in pair for w in words(phrase)}
+
+    def apply(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self.mapping[m.group(0).lower()], text)

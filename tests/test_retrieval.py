@@ -101,3 +101,10 @@ def test_misspellings_are_corrected_before_matching(bot):
     assert bot.prepare_query("how to strenghten my sholder blades") == "how to strengthen my shoulder blades"
     a = bot.ask("how to strenghten my sholder blades")
     assert a.answered and "shoulder blade" in a.matched_question.lower()
+
+
+def test_the_faqs_synonyms_bring_users_words_to_the_faqs_words(bot):
+    """`synonyms:` in the corpus: "scapulae", "rhomboids" are matched as the FAQ's own words."""
+    assert "between my shoulder blades" in bot.prepare_query("pain between my scapulae")
+    answer = bot.ask("rhomboid strengthening exercises")
+    assert answer.answered and "strengthen" in answer.entry_id
