@@ -182,6 +182,14 @@ class FAQBot:
         s = self.settings
         hits = results.hits
         best = hits[0]
+        if best.score < s.suggestion_floor:
+            examples = "”, “".join(e.question for e in self.corpus.entries[:2])
+            return Answer(
+                question, False, "fallback",
+                answer=(f"Sorry, that isn't something the {self.corpus.title} covers. "
+                        f"You can ask me things like “{examples}”"),
+                score=best.score, confidence="low", safety=safety,
+            )
         if best.score < s.threshold or results.out_of_scope - best.dense >= s.out_of_scope_margin:
             return Answer(
                 question, False, "fallback",

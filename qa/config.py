@@ -122,6 +122,9 @@ class RetrievalSettings:
     high_confidence: float = 0.65
     #: How many suggestions at the most.
     max_suggestions: int = 3
+    #: A declined question whose best score is below this is far from every entry (weather, recipes):
+    #: the bot says what it covers instead of offering unrelated "closest" questions.
+    suggestion_floor: float = 0.25
 
     @classmethod
     def load(cls, path: Path | None) -> "RetrievalSettings":

@@ -25,7 +25,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TIMEOUT_MS = 20_000
 
 ANSWERED = "How do you strengthen your upper back?"
-OFF_TOPIC = "What is the capital of France?"
+OFF_TOPIC = "How do I treat knee pain when climbing stairs?"  # near the topic: declined with suggestions
 URGENT = "I have chest pain going into my left arm"  # emergency: the banner alone
 URGENT_WITH_ANSWER = "I have a high temperature, how do you strengthen your upper back?"  # banner + answer
 

@@ -200,12 +200,15 @@ def test_an_urgent_but_not_emergency_message_pins_safety_above_the_answer(capsys
 
 
 def test_a_question_the_faq_does_not_cover_is_declined_with_suggestions(capsys, work):
-    data = ask_json(capsys, work, "what is the capital of France?")
+    data = ask_json(capsys, work, "how do I treat knee pain when climbing stairs?")
     assert (data["answered"], data["kind"], data["entry_id"], data["confidence"]) == (False, "fallback", None, "low")
     assert data["answer"] == ("Sorry, I couldn't find that in the upper back FAQ. It only covers the questions it "
                               "was written for; here are the closest ones.")
     assert len(data["suggestions"]) == 3
-    code, out, err = run(capsys, "ask", *work.paths, "what is the capital of France?")
+    far = ask_json(capsys, work, "what is the capital of France?")
+    assert (far["kind"], far["suggestions"]) == ("fallback", [])
+    assert far["answer"].startswith("Sorry, that isn't something the upper back FAQ covers. You can ask me things like")
+    code, out, err = run(capsys, "ask", *work.paths, "how do I treat knee pain when climbing stairs?")
     assert out == format_answer(data) + "\n"
     assert out.splitlines()[1:] == [f"  - {s['question']}" for s in data["suggestions"]]
 

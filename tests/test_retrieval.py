@@ -69,11 +69,18 @@ def test_answer_carries_verbatim_text_and_source(bot):
     assert 0 < a["score"] <= 1
 
 
-def test_fallback_offers_up_to_three_suggestions(bot):
-    a = bot.ask("what's a good recipe for banana bread")
+def test_fallback_near_the_topic_offers_up_to_three_suggestions(bot):
+    a = bot.ask("how do I treat knee pain when climbing stairs")
     assert not a.answered and a.kind == "fallback"
     assert 1 <= len(a.suggestions) <= 3
     assert all(s.question in {e.question for e in bot.corpus.entries} for s in a.suggestions)
+
+
+def test_fallback_far_from_every_entry_says_what_the_faq_covers_instead(bot):
+    a = bot.ask("what's a good recipe for banana bread")
+    assert not a.answered and a.kind == "fallback" and a.suggestions == []
+    assert a.score < bot.settings.suggestion_floor
+    assert "isn't something the upper back FAQ covers" in a.answer and bot.corpus.entries[0].question in a.answer
 
 
 def test_near_tie_offers_runner_ups(bot):

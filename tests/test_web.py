@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from markdown_it import MarkdownIt
+from test_concurrency import same_answer
 from web_fixtures import live_server  # noqa: F401  (session fixture)
 
 import app
@@ -18,7 +19,7 @@ from qa import render
 from qa.feedback import FeedbackLog, vote_name
 
 ANSWERED = "How do you strengthen your upper back?"  # a FAQ question, verbatim
-OFF_TOPIC = "What is the capital of France?"
+OFF_TOPIC = "How do I treat knee pain when climbing stairs?"  # near the topic: declined with suggestions
 URGENT = "I have chest pain going into my left arm"  # emergency: the banner alone
 URGENT_WITH_ANSWER = "I have a high temperature, how do you strengthen your upper back?"  # urgent: banner + answer
 NASTY = [
@@ -283,6 +284,20 @@ def test_rest_ask_rejects_a_body_that_is_not_json(live_server):
     assert response.status_code == 422 and "error" in response.json()
 
 
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b'{"question": "\xff\xfe back"}', "application/json", 400),
+    (b"\xc3", "application/json", 400),
+    (b"\xff", "text/plain", 422),  # not JSON at all: FastAPI's own handler would fail on the raw bytes
+])
+def test_rest_ask_rejects_a_body_that_is_not_utf8_with_a_json_error(live_server, body, content_type, status):
+    response = httpx.post(live_server.url + "api/ask", content=body, timeout=30,
+                          headers={"content-type": content_type})
+    assert response.status_code == status
+    assert set(response.json()) == {"error", "detail"}
+    if status == 400:
+        assert response.json()["error"].startswith("the body is not valid UTF-8")
+
+
 def test_openapi_schema_describes_rest_ask(live_server):
     schema = httpx.get(live_server.url + "openapi.json", timeout=30).json()
     operation = schema["paths"]["/api/ask"]["post"]
@@ -312,4 +327,5 @@ def test_sixteen_clients_at_once(live_server, bot):
 
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(ask, questions))
-    assert results == [bot.ask(q).to_dict() for q in questions]
+    # Concurrent requests share encoder batches: scores may differ in their last digit (see test_concurrency).
+    assert all(same_answer(r, bot.ask(q).to_dict()) for r, q in zip(results, questions))
