@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero"}
-_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\n+")
+_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -173,6 +173,7 @@ class SafetyRules:
     def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str]) -> SafetyHit | None:
         for clause in clauses:
             if any(u.search(clause) for u in cat.unless):
+                negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in cat.patterns:
                 for m in pattern.finditer(clause):

@@ -114,3 +114,31 @@ def test_rules_file_errors_name_file_and_line(tmp_path):
     bad.write_text("categories: [\n")
     with pytest.raises(CorpusError, match="YAML syntax error"):
         SafetyRules.load(bad)
+
+
+def test_a_vetoed_rule_is_not_pinned_back_by_meaning(bot):
+    """An `unless` match ("sat on my foot") also keeps the example-sentence check from pinning."""
+    text = "sat on my foot for a minute and it went numb, pins and needles gone already"
+    assert bot.rules.check(text, encode=bot.encoder.encode) is None
+    # ... while the same words without the veto still pin
+    hit = bot.rules.check("my foot went numb and I can barely walk", encode=bot.encoder.encode)
+    assert hit and hit.category == "neuro"
+
+
+@pytest.mark.parametrize("text, category", [
+    ("my roommate keeps saying she wants to hurt herself", "self_harm"),
+    ("peeing myself without noticing + numb around my groin", "neuro"),
+    ("could I hurt myself, I mean really, I want to", "self_harm"),
+])
+def test_reports_about_others_and_joined_clauses_are_pinned(bot, text, category):
+    hit = bot.ask(text).safety
+    assert hit and hit.category == category
+
+
+@pytest.mark.parametrize("text", [
+    "does the FAQ say anything about fever with back pain? just wondering",
+    "if I do the shoulder blade squeeze with bad form could I hurt myself doing it",
+    "my dog fell off the couch, he's fine, but why does my upper back hurt",
+])
+def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
+    assert bot.ask(text).safety is None
