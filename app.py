@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
 from qa import FAQBot, render  # noqa: E402
 from qa.config import MAX_SAFETY_CHARS  # noqa: E402
@@ -303,6 +304,17 @@ async def _request_error(request: Request, exc: RequestValidationError) -> JSONR
     return JSONResponse(status_code=413 if too_long else 422, content={"error": message, "detail": detail})
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Other HTTP errors of the API in the same JSON shape (400: a body that is not UTF-8)."""
+    if exc.status_code == 400:  # FastAPI could not even decode the body
+        message = 'the body is not valid UTF-8: send a JSON body {"question": "..."} encoded as UTF-8'
+    else:
+        message = str(exc.detail)
+    detail = [{"loc": ["body"], "msg": str(exc.detail), "type": f"http_{exc.status_code}"}]
+    return JSONResponse(status_code=exc.status_code, content={"error": message, "detail": detail},
+                        headers=exc.headers)
+
+
 def build_app(bot: FAQBot, feedback: FeedbackLog | None = None) -> FastAPI:
     """One FastAPI app: ``POST /api/ask`` and ``/openapi.json``, with the chat mounted at ``/``."""
     app = FastAPI(
@@ -313,11 +325,13 @@ def build_app(bot: FAQBot, feedback: FeedbackLog | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _request_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.post(
         "/api/ask",
         response_model=AnswerOut,
-        responses={413: {"model": ErrorOut, "description": "Question too long"},
+        responses={400: {"model": ErrorOut, "description": "Body not valid UTF-8"},
+                   413: {"model": ErrorOut, "description": "Question too long"},
                    422: {"model": ErrorOut, "description": "Missing or malformed question"}},
     )
     def api_ask(body: AskRequest) -> dict:
@@ -363,9 +377,15 @@ def listen_socket(host: str, port: int) -> socket.socket:
         OSError: the address is taken or not ours.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio only sets TCP_NODELAY on connections whose socket says so, and
+    # without it Nagle's algorithm meets delayed ACKs and a keep-alive reply can stall for 40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
+        except (AttributeError, OSError):
+            pass
         sock.bind((host, port))
         sock.listen(2048)
     except OSError:

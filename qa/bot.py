@@ -130,8 +130,9 @@ class FAQBot:
         if bundle is None:
             bundle = index_mod.build(faq, encoder, paths.index, retrieval.embed_fields, show_progress=show_progress)
         bot = cls(faq, bundle, encoder, rules, retrieval, paths)
-        rules.prepare(encoder, extra_benign=[q for e in faq.entries for q in (e.question, *e.alternates)],
-                      known_words=bot.known_words)
+        # Every FAQ question is a benign example for the safety check; the index has their vectors.
+        rules.prepare(encoder, extra_benign=index_mod.question_vectors(bundle, faq, encoder),
+                      known_words=bot.known_words, cache_dir=paths.index)
         return bot
 
     # --- asking --------------------------------------------------------------------

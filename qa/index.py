@@ -4,6 +4,7 @@ Layout of the index folder::
 
     index/manifest.json          which bundle is current, and what it was built from
     index/bundle-<time>-<rand>/  vectors.faiss, vectors.npy (entry and kind per vector), bm25/
+    index/safety-vectors.npz     a cache of the safety rules' example vectors (see qa.safety)
 
 ``manifest.json`` is replaced atomically only after its bundle is complete, so a
 build killed halfway leaves the previous index in use. ``load`` checks the
@@ -161,7 +162,7 @@ def build(corpus: Corpus, encoder, index_dir: Path, fields: tuple[str, ...],
         "build_seconds": round(time.time() - started, 3),
         "files": files,
     }
-    previous = _read_manifest(index_dir)
+    previous = read_manifest(index_dir)  # a damaged one must not block the rebuild that replaces it
     atomic_write_text(index_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _clean_old_bundles(index_dir, keep=bundle_name, previous=(previous or {}).get("bundle"))
     logger.info("built index: %d entries, %d vectors (%s) in %.1fs", len(corpus), index.ntotal,
@@ -211,6 +212,28 @@ def load(corpus: Corpus, encoder, index_dir: Path, fields: tuple[str, ...]) -> B
     if hasattr(index, "nprobe"):
         index.nprobe = 32
     return Bundle(index, maps[0].astype(np.int32), maps[1].astype(np.int8), lexical, manifest)
+
+
+def question_vectors(bundle: Bundle, corpus: Corpus, encoder) -> np.ndarray:
+    """The vectors of every entry's question and alternates, in no particular order.
+
+    Read back from the FAISS index where the bundle embedded them (both index types keep
+    vectors whole, so they are exactly what was embedded); embedded now where it did not.
+    The safety check compares each message with all of them.
+    """
+    fields = tuple(bundle.manifest.get("fields") or ())
+    stored = [KINDS.index(kind) for kind in ("question", "alternates") if kind in fields]
+    ids = np.flatnonzero(np.isin(bundle.kind_of, stored))
+    index = bundle.index
+    if len(ids) and isinstance(index, faiss.IndexIVF) and index.direct_map.type == faiss.DirectMap.NoMap:
+        index.make_direct_map()  # IVF needs it to look vectors up by id (8 bytes per vector)
+    vectors = index.reconstruct_batch(ids.astype(np.int64)) if len(ids) else np.zeros((0, index.d), np.float32)
+    missing = [text for e in corpus.entries
+               for text in ([e.question] if "question" not in fields else [])
+               + (list(e.alternates) if "alternates" not in fields else [])]
+    if missing:
+        vectors = np.vstack([vectors, encoder.encode(missing)])
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def _read_manifest(index_dir: Path) -> dict | None:

@@ -18,6 +18,8 @@ When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -28,10 +30,13 @@ import yaml
 
 from .errors import CorpusError
 from .corpus import read_text
+from .io import atomic_write_bytes
 from .textnorm import SpellFixer, clean, words
 
 logger = logging.getLogger(__name__)
 
+#: Cache of the rules' example vectors, in the index folder (see ``SafetyRules.prepare``).
+SAFETY_CACHE = "safety-vectors.npz"
 LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero"}
@@ -114,14 +119,28 @@ class SafetyRules:
 
     # --- preparing -----------------------------------------------------------------
 
-    def prepare(self, encoder, extra_benign: list[str] = (), known_words: set[str] | None = None) -> None:
-        """Embed the example sentences and set up typo correction (once, at load)."""
+    def prepare(self, encoder, extra_benign: list[str] | np.ndarray = (), known_words: set[str] | None = None,
+                cache_dir: str | Path | None = None) -> None:
+        """Embed the example sentences and set up typo correction (once, at load).
+
+        Args:
+            encoder: a :class:`qa.embed.Encoder`.
+            extra_benign: more benign examples (the FAQ's questions): texts, or their unit vectors
+                when the caller has them already (the index bundle keeps them).
+            known_words: real words, so that typo correction leaves them alone.
+            cache_dir: keep the vectors of the rules' own examples here (a file keyed by the model
+                and the texts), so the next load does not embed them again.
+        """
         urgent = [(ex, i) for i, cat in enumerate(self.categories) for ex in cat.examples]
-        benign = list(self.benign_examples) + list(extra_benign)
-        vecs = encoder.encode([ex for ex, _ in urgent] + benign)
+        own = [ex for ex, _ in urgent] + list(self.benign_examples)
+        vecs = _cached_vectors(encoder, own, Path(cache_dir) if cache_dir else None)
+        if isinstance(extra_benign, np.ndarray):
+            extra = np.asarray(extra_benign, dtype=np.float32).reshape(-1, vecs.shape[1])
+        else:
+            extra = encoder.encode(list(extra_benign))
         self._urgent_vecs = vecs[: len(urgent)]
         self._urgent_cat = np.array([i for _, i in urgent], dtype=np.int32)
-        self._benign_vecs = vecs[len(urgent):]
+        self._benign_vecs = np.ascontiguousarray(np.vstack([vecs[len(urgent):], extra]), dtype=np.float32)
         self._set_fixer(known_words or set())
 
     def _set_fixer(self, known_words: set[str]) -> None:
@@ -186,22 +205,34 @@ class SafetyRules:
 
     def _semantic_hit(self, text, clauses, encode, text_vector, negated) -> SafetyHit | None:
         pieces = [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
-        vectors = encode(pieces) if pieces else np.zeros((0, self._urgent_vecs.shape[1]), np.float32)
-        if text_vector is None:
-            text_vector = encode([clean(text)])[0]
-        vectors = np.vstack([text_vector[None, :], vectors])
-        urgent = vectors @ self._urgent_vecs.T  # (pieces, examples)
-        benign = (vectors @ self._benign_vecs.T).max(axis=1) if len(self._benign_vecs) else np.zeros(len(vectors))
-        order = np.argsort(-urgent, axis=None)
-        for flat in order[:20]:
+        # One encode call for everything still to embed: the whole message (unless given) and its clauses.
+        todo = ([] if text_vector is not None else [clean(text)]) + pieces
+        encoded = encode(todo) if todo else np.zeros((0, self._urgent_vecs.shape[1]), np.float32)
+        if text_vector is not None:
+            encoded = np.vstack([np.asarray(text_vector, np.float32)[None, :], encoded])
+        urgent = encoded @ self._urgent_vecs.T  # (message + pieces, examples)
+        if urgent.max() < self.similarity:  # the common case: nothing urgent-like, no benign scan at all
+            return None
+        # The candidates, in the order they are judged: closest first, the 20 best at most.
+        candidates = []
+        for flat in np.argsort(-urgent, axis=None)[:20]:
             piece, ex = np.unravel_index(int(flat), urgent.shape)
             sim = float(urgent[piece, ex])
             if sim < self.similarity:
                 break
             cat = self.categories[int(self._urgent_cat[ex])]
-            if cat.id in negated:
-                continue
-            if sim - float(benign[piece]) >= self.margin:
+            if cat.id not in negated:
+                candidates.append((int(piece), int(ex), sim, cat))
+        if not candidates:
+            return None
+        # Benign similarity only for the pieces judged (the benign set holds every FAQ question).
+        judged = sorted({piece for piece, _, _, _ in candidates})
+        if len(self._benign_vecs):
+            benign = dict(zip(judged, (encoded[judged] @ self._benign_vecs.T).max(axis=1).tolist()))
+        else:
+            benign = dict.fromkeys(judged, 0.0)
+        for piece, ex, sim, cat in candidates:
+            if sim - benign[piece] >= self.margin:
                 return self._hit(cat, f"similar to: {cat.examples[self._example_index(ex)]} ({sim:.2f})")
         return None
 
@@ -212,6 +243,35 @@ class SafetyRules:
     @staticmethod
     def _hit(cat: Category, reason: str) -> SafetyHit:
         return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
+
+
+def _cached_vectors(encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+    """``encoder.encode(texts)``, kept in ``cache_dir/safety-vectors.npz`` keyed by the model and the texts.
+
+    A missing, stale or unreadable cache file is simply rebuilt; one that cannot be written is skipped.
+    """
+    if cache_dir is None or not texts:
+        return encoder.encode(texts)
+    model = [getattr(encoder, "path", None), getattr(encoder, "dimension", None)]
+    key = hashlib.sha256(json.dumps([model, texts]).encode("utf-8")).hexdigest()
+    path = cache_dir / SAFETY_CACHE
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            vectors = cached["vectors"]
+            if str(cached["key"]) == key and vectors.ndim == 2 and len(vectors) == len(texts):
+                return np.ascontiguousarray(vectors, dtype=np.float32)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # a damaged cache (zip CRC, truncation, wrong arrays) is just rebuilt
+        logger.warning("%s: unreadable, embedding the safety examples again (%s)", path, exc)
+    vectors = encoder.encode(texts)
+    buffer = io.BytesIO()
+    np.savez(buffer, key=np.array(key), vectors=vectors)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        logger.warning("%s: cannot cache the safety example vectors (%s)", path, exc)
+    return vectors
 
 
 def _item_lines(root: yaml.Node, key: str) -> list[int]:

@@ -19,11 +19,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import index as index_mod
 from qa.corpus import load_faq
 from qa.errors import CorpusError, IndexBundleError
+from qa.safety import SAFETY_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFETY = ROOT / "corpus" / "safety.yaml"
@@ -179,16 +181,8 @@ def test_manifest_that_does_not_match_is_detected(built, encoder, name):
     assert str(index_dir) in str(info.value)  # the error says which index
 
 
-UNREADABLE_MANIFEST_BUG = pytest.mark.xfail(
-    strict=True, raises=IndexBundleError,
-    reason="qa/index.py build() reads the old manifest with _read_manifest, which raises on a damaged one, so the "
-           "rebuild fails too; remove this marker once build() uses read_manifest (returns None)")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param("not_json", marks=UNREADABLE_MANIFEST_BUG),
-                                  pytest.param("a_list", marks=UNREADABLE_MANIFEST_BUG),
-                                  "vector_count", "bundle_name", "fingerprint"])
+@pytest.mark.parametrize("name", ["not_json", "a_list", "vector_count", "bundle_name", "fingerprint"])
 def test_bot_rebuilds_over_a_bad_manifest(built, name):
     faq, index_dir, manifest = built
     mutate, _ = MANIFEST_DAMAGE[name]
@@ -282,13 +276,7 @@ BROKEN_YAML = {
 }
 
 
-UNCLOSED_QUOTE_BUG = pytest.mark.xfail(
-    strict=True, reason="qa/corpus.py _load_yaml_entries names the problem mark (end of file) and drops PyYAML's "
-                        "context mark (the line the quote opened); remove this marker once it names that line")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=UNCLOSED_QUOTE_BUG) if n == "unclosed_quote" else n
-                                  for n in BROKEN_YAML])
+@pytest.mark.parametrize("name", list(BROKEN_YAML))
 def test_broken_yaml_line_is_named_with_file_and_line(tmp_path, name):
     text, line, words = BROKEN_YAML[name]
     path = tmp_path / "faq.yaml"
@@ -406,3 +394,70 @@ def test_build_killed_halfway_leaves_the_previous_index_usable(built, encoder, p
     bot = load_bot(faq, index_dir, rebuild="always")
     assert_answers(bot)
     assert bot.bundle.manifest["bundle"] != manifest["bundle"]
+
+
+# --- the safety check's vectors: the FAQ's from the bundle, its own from a cache ----------
+
+MEANING_URGENT = "felt something rip between my shoulder blades"  # pinned by meaning, no rule matches
+
+
+def test_loading_over_a_built_index_embeds_nothing_again(built, encoder, monkeypatch):
+    faq, index_dir, _ = built
+    load_bot(faq, index_dir)  # the first load embeds the safety examples and caches them
+    embedded: list[str] = []
+    real = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: embedded.extend(texts) or real(texts, **kw))
+    bot = load_bot(faq, index_dir, rebuild="never")
+    assert embedded == []  # FAQ questions from the FAISS index, safety examples from the cache
+    assert bot.ask(MEANING_URGENT).safety.category == "sudden_severe_pain"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "stale"])
+def test_a_damaged_or_stale_safety_cache_is_rebuilt(built, damage, caplog):
+    faq, index_dir, _ = built
+    bot = load_bot(faq, index_dir)
+    cache = index_dir / SAFETY_CACHE
+    urgent, benign = bot.rules._urgent_vecs.copy(), bot.rules._benign_vecs.copy()
+    good = cache.read_bytes()
+    if damage == "garbage":
+        cache.write_bytes(b"not a zip file")
+    elif damage == "truncated":
+        cache.write_bytes(good[: len(good) // 2])
+    else:  # the vectors of other texts or another model: another key
+        with np.load(cache) as data:
+            np.savez(cache, key=np.array("0" * 64), vectors=np.zeros_like(data["vectors"]))
+    with caplog.at_level(logging.WARNING, logger="qa.safety"):
+        bot = load_bot(faq, index_dir)
+    assert np.abs(bot.rules._urgent_vecs - urgent).max() < 1e-5
+    assert np.abs(bot.rules._benign_vecs - benign).max() < 1e-5
+    assert bot.ask(MEANING_URGENT).safety.category == "sudden_severe_pain"
+    assert (str(cache) in caplog.text) == (damage != "stale")  # damage is logged; staleness is routine
+    assert cache.read_bytes() == good  # rewritten whole
+
+
+def _many_entries(n: int) -> str:
+    entries = [f"  - id: e{i}\n    question: How do I look after part {i} of my back?\n"
+               f"    answer: Rest part {i} for {i + 1} days, then stretch it gently.\n"
+               + (f"    alternates: [caring for back part {i}]\n" if i % 3 == 0 else "") for i in range(n)]
+    return "title: generated FAQ\nentries:\n" + "".join(entries)
+
+
+@pytest.mark.parametrize(("fields", "ivf"), [(("question", "alternates", "answer"), False),
+                                             (("question", "alternates", "answer"), True),
+                                             (("question", "answer"), False)])
+def test_faq_question_vectors_are_read_back_from_the_bundle(tmp_path, encoder, monkeypatch, fields, ivf):
+    if ivf:  # IVF from a few dozen vectors on: the same code as above 50,000
+        monkeypatch.setattr(index_mod, "EXACT_MAX_VECTORS", 16)
+    path = tmp_path / "faq.yaml"
+    path.write_text(_many_entries(40), encoding="utf-8")
+    corpus = load_faq(path)
+    index_mod.build(corpus, encoder, tmp_path / "index", fields)
+    bundle = index_mod.load(corpus, encoder, tmp_path / "index", fields)
+    assert (bundle.manifest["index_type"] == "IndexIVFFlat") == ivf
+    got = index_mod.question_vectors(bundle, corpus, encoder)
+    if "alternates" in fields:
+        texts = [q for e in corpus.entries for q in (e.question, *e.alternates)]
+    else:  # alternates not in the index: embedded at load, after the questions
+        texts = [e.question for e in corpus.entries] + [a for e in corpus.entries for a in e.alternates]
+    want = encoder.encode(texts)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5

@@ -224,6 +224,21 @@ def test_main_logs_where_it_listens_and_serves(monkeypatch, bot, tmp_path, caplo
     assert f"votes saved to {tmp_path / 'votes' / 'feedback.jsonl'}" in caplog.text
 
 
+def test_connections_are_tcp_without_nagle():
+    """Accepted sockets say they are TCP, so asyncio turns Nagle off: no 40 ms stall per keep-alive reply."""
+    import socket
+
+    listener = app.listen_socket("127.0.0.1", 0)
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=5):
+            conn, _ = listener.accept()
+            with conn:
+                assert conn.proto == socket.IPPROTO_TCP
+                assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        listener.close()
+
+
 def test_main_reports_a_taken_port_in_one_line(capsys):
     taken = app.listen_socket("127.0.0.1", 0)
     try:
