@@ -16,7 +16,7 @@ CORPUS = ROOT / "corpus" / "faq"
 SAFETY = ROOT / "corpus" / "safety.yaml"
 SETTINGS = ROOT / "corpus" / "settings.json"
 LABELS = ROOT / "corpus" / "eval" / "upper_back.jsonl"
-SOURCE = ROOT.parent / "shared" / "faq-source" / "upper_back_faq.txt"
+SOURCE = ROOT / "corpus" / "source" / "upper_back_faq.txt"  # the FAQ document the corpus was ingested from
 
 
 @pytest.fixture(scope="session")
