@@ -169,8 +169,9 @@ def _strip_repeated_question(question: str, answer: str) -> str:
     spacing aside): an answer that merely opens with the question's words ('Ice' /
     'Ice packs help.') is kept as it is.
     """
-    if not question.endswith(("?", "？")):
-        return answer
+    first = question.split()[0].lower() if question.split() else ""
+    if not question.endswith(("?", "？")) or not answer.lstrip()[: len(first)].lower() == first:
+        return answer  # cheap test first: a pattern per entry is costly on a 100,000-entry FAQ
     repeated = re.match(r"\s*" + r"\s+".join(map(re.escape, question.split())), answer, re.IGNORECASE)
     if not repeated:
         return answer

@@ -119,14 +119,14 @@ class SafetyRules:
 
     # --- preparing -----------------------------------------------------------------
 
-    def prepare(self, encoder, extra_benign: list[str] | np.ndarray = (), known_words: set[str] | None = None,
+    def prepare(self, encoder, extra_benign: np.ndarray | None = None, known_words: set[str] | None = None,
                 cache_dir: str | Path | None = None) -> None:
         """Embed the example sentences and set up typo correction (once, at load).
 
         Args:
             encoder: a :class:`qa.embed.Encoder`.
-            extra_benign: more benign examples (the FAQ's questions): texts, or their unit vectors
-                when the caller has them already (the index bundle keeps them).
+            extra_benign: unit vectors of more benign examples (the FAQ's questions, which the
+                index bundle keeps), shape (n, dimension).
             known_words: real words, so that typo correction leaves them alone.
             cache_dir: keep the vectors of the rules' own examples here (a file keyed by the model
                 and the texts), so the next load does not embed them again.
@@ -134,10 +134,8 @@ class SafetyRules:
         urgent = [(ex, i) for i, cat in enumerate(self.categories) for ex in cat.examples]
         own = [ex for ex, _ in urgent] + list(self.benign_examples)
         vecs = _cached_vectors(encoder, own, Path(cache_dir) if cache_dir else None)
-        if isinstance(extra_benign, np.ndarray):
-            extra = np.asarray(extra_benign, dtype=np.float32).reshape(-1, vecs.shape[1])
-        else:
-            extra = encoder.encode(list(extra_benign))
+        extra = np.zeros((0, vecs.shape[1]), np.float32) if extra_benign is None else \
+            np.asarray(extra_benign, dtype=np.float32).reshape(-1, vecs.shape[1])
         self._urgent_vecs = vecs[: len(urgent)]
         self._urgent_cat = np.array([i for _, i in urgent], dtype=np.int32)
         self._benign_vecs = np.ascontiguousarray(np.vstack([vecs[len(urgent):], extra]), dtype=np.float32)
