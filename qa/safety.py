@@ -79,6 +79,9 @@ class Category:
 class SafetyRules:
     categories: list[Category]
     benign_examples: list[str]
+    #: ``calm_context``: patterns that veto every category except crises in their clause (a fall
+    #: "years ago", "fully recovered", "not literally", "if I ever ...").
+    calm: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     fingerprint: str = ""
@@ -108,9 +111,11 @@ class SafetyRules:
             line = lines[i] if i < len(lines) else None
             categories.append(_category(path, item, line))
         settings = data.get("semantic") or {}
+        calm = _compile(path, "calm_context", data.get("calm_context"), _key_line(root, "calm_context"))
         return cls(
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
+            calm=calm,
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -188,14 +193,14 @@ class SafetyRules:
         return hits[0]
 
     def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str]) -> SafetyHit | None:
+        vetoes = cat.unless if cat.level == "crisis" else cat.unless + self.calm
         for clause in clauses:
-            if any(u.search(clause) for u in cat.unless):
+            if any(_found(u, clause) for u in vetoes):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in cat.patterns:
                 for m in pattern.finditer(clause):
-                    before = clause[: m.start()].split()[-3:]
-                    if any(w.strip(",.") in _NEGATIONS for w in before):
+                    if _negated(clause, m.start()):
                         negated.add(cat.id)
                         continue
                     return self._hit(cat, f"rule: {pattern.pattern}")
@@ -241,6 +246,16 @@ class SafetyRules:
     @staticmethod
     def _hit(cat: Category, reason: str) -> SafetyHit:
         return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
+
+
+def _negated(clause: str, start: int) -> bool:
+    """A negation among the three words before ``start``: "no chest pain", "not fully recovered"."""
+    return any(w.strip(",.") in _NEGATIONS for w in clause[:start].split()[-3:])
+
+
+def _found(pattern: re.Pattern, clause: str) -> bool:
+    """A veto that is not itself negated ("haven't recovered" vetoes nothing)."""
+    return any(not _negated(clause, m.start()) for m in pattern.finditer(clause))
 
 
 def _cached_vectors(encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
@@ -289,17 +304,33 @@ def _category(path: Path, item, line: int | None) -> Category:
     if item["level"] not in LEVELS:
         raise CorpusError(path, f"level must be one of {', '.join(LEVELS)}, not {item['level']!r}", line)
 
-    def compile_all(key: str) -> list[re.Pattern]:
-        out = []
-        for raw in item.get(key) or []:
-            try:
-                out.append(re.compile(rf"(?<![\w']){raw}(?![\w'])"))
-            except re.error as exc:
-                raise CorpusError(path, f"category {item['id']!r}: bad pattern {raw!r} ({exc})", line) from None
-        return out
-
+    where = f"category {item['id']!r}"
     return Category(
         id=item["id"], level=item["level"], title=item["title"].strip(), message=item["message"],
-        patterns=compile_all("patterns"), unless=compile_all("unless"),
+        patterns=_compile(path, where, item.get("patterns"), line),
+        unless=_compile(path, where, item.get("unless"), line),
         examples=[str(x) for x in item.get("examples") or []],
     )
+
+
+def _compile(path: Path, where: str, raws, line: int | None) -> list[re.Pattern]:
+    """Whole-word patterns; a bad one is reported with the file and line of its list."""
+    if raws is None:
+        return []
+    if not isinstance(raws, list):
+        raise CorpusError(path, f"{where}: expected a list of patterns", line)
+    out = []
+    for raw in raws:
+        try:
+            out.append(re.compile(rf"(?<![\w'])(?:{raw})(?![\w'])"))
+        except (re.error, TypeError) as exc:
+            raise CorpusError(path, f"{where}: bad pattern {raw!r} ({exc})", line) from None
+    return out
+
+
+def _key_line(root: yaml.Node, key: str) -> int | None:
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if k.value == key:
+                return v.start_mark.line + 1
+    return None

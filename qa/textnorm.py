@@ -26,6 +26,29 @@ def clean(text: str) -> str:
     return " ".join(text.translate(_QUOTES).split())
 
 
+# Sentence ends, and a comma or dash before a word that starts a new thought ("..., but why does it hurt").
+_CLAUSE_BREAK = re.compile(r"(?<=[.?!;:])\s+|\s+[-–—]+\s+|,\s+(?=(?:but|so|anyway|anyways|btw|also|and "
+                           r"(?:what|how|why|which|is|are|can|should|do|does)|what|how|why|which|is|are|can|could|"
+                           r"should|would|do|does|will)\b)", re.IGNORECASE)
+#: Clauses shorter than this many words ("ok.", "thanks!") are not matched on their own.
+MIN_CLAUSE_WORDS = 3
+#: At most this many clauses of a message are matched on their own (the longest ones).
+MAX_CLAUSES = 6
+
+
+def clauses(text: str) -> list[str]:
+    """The sentences and clauses of a message of several, each of at least three words; ``[]`` for a
+    message of one (it is matched whole)."""
+    parts = [p.strip() for p in _CLAUSE_BREAK.split(text) if p and p.strip()]
+    parts = [p for p in parts if len(words(p)) >= MIN_CLAUSE_WORDS]
+    if len(parts) < 2:
+        return []
+    if len(parts) > MAX_CLAUSES:
+        keep = sorted(sorted(range(len(parts)), key=lambda i: -len(parts[i]))[:MAX_CLAUSES])
+        parts = [parts[i] for i in keep]
+    return parts
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
@@ -42,6 +65,11 @@ def latin_share(text: str) -> float:
     return sum(ch.isascii() for ch in letters) / len(letters)
 
 
+# (ending, what replaces it) for recognising inflected forms of known words; "shovelling" -> "shovel".
+_SUFFIXES = [("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""),
+             ("er", ""), ("ers", ""), ("est", ""), ("ly", ""), ("ness", "")]
+
+
 class SpellFixer:
     """Corrects words that are in no dictionary to a close word of the corpus.
 
@@ -56,7 +84,7 @@ class SpellFixer:
         self._memo: dict[str, str] = {}
 
     def fix_word(self, word: str) -> str:
-        if len(word) < 4 or word in self.known or not word.isalpha():
+        if len(word) < 4 or word in self.known or not word.isalpha() or self._inflected(word):
             return word
         if word in self._memo:
             return self._memo[word]
@@ -67,6 +95,15 @@ class SpellFixer:
         if len(self._memo) < 100_000:
             self._memo[word] = fixed
         return fixed
+
+    def _inflected(self, word: str) -> bool:
+        """A known word with an English ending ("shoveling", "mins", "stiffer"): not a typo."""
+        for suffix, repl in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                stem = word[: -len(suffix)] + repl
+                if stem in self.known or (len(stem) > 3 and stem[-1] == stem[-2] and stem[:-1] in self.known):
+                    return True
+        return False
 
     def fix(self, text: str) -> str:
         """``text`` lowercased with its unknown words corrected."""

@@ -142,3 +142,57 @@ def test_reports_about_others_and_joined_clauses_are_pinned(bot, text, category)
 ])
 def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     assert bot.ask(text).safety is None
+
+
+# Phrasings from a fresh tuning set (corpus/eval/upper_back_tune4/5.jsonl) that the rules missed or
+# over-pinned before, rewritten here in other words so the tests are not the labelled set.
+@pytest.mark.parametrize("text, category", [
+    ("been thinking about ending it all, this pain never stops", "self_harm"),
+    ("i have a stash of pills saved up for tonight", "self_harm"),
+    ("swallowed a whole pack of painkillers on purpose", "self_harm"),
+    ("I'm standing on the bridge and thinking about jumping", "self_harm"),
+    ("I tried to kill myself years ago and I want to die again", "self_harm"),  # past context: a crisis stays
+    ("my throat is swelling and I can barely breathe", "breathing"),
+    ("cnt get air in properly", "breathing"),
+    ("severe sudden pain in my upper back, 10/10, started 5 mins ago", "sudden_severe_pain"),
+    ("my dad's speech is slurred and he can't lift his right arm", "neuro"),
+    ("somebody hit me across the back with a bat", "injury"),
+    ("temp of 39.4 and my upper back aches", "fever"),
+])
+def test_more_urgent_phrasings_are_pinned(bot, text, category):
+    hit = bot.ask(text).safety
+    assert hit is not None and hit.category == category, (text, hit)
+
+
+@pytest.mark.parametrize("text", [
+    "I fell off my bike as a kid, why does my upper back ache now?",  # calm context: long past
+    "passed out once at a festival years back, totally fine ever since",
+    "my mate broke his collarbone last month, recovering fine. ice or heat for my upper back?",
+    "how do I avoid falling over during a side plank",
+    "what are the warning signs of a stroke",
+    "what do I do if I ever get chest pain at the gym? asking in advance",
+    "the stock market crashed again today",
+    "foot went numb from sitting cross-legged, my upper back is stiff too",
+    "I do a lot of shoveling at work and my upper back hurts",  # not corrected to "shivering"
+    "I wanted to die of embarrassment when my shoulder blades stuck out",
+    "chest pressure exercises at the gym hurt my chest muscles",
+])
+def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
+    assert bot.ask(text).safety is None, text
+
+
+def test_a_negated_calm_context_does_not_veto(bot):
+    assert bot.ask("I fell down the stairs an hour ago and have not recovered").safety is not None
+
+
+def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):
+    hit = bot.ask("chest pressure + jaw ache + pain between shoulder blades, started 20 min ago").safety
+    assert hit is not None and hit.category == "chest_pain"
+
+
+def test_calm_context_must_be_a_list(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("categories:\n  - {id: a, level: urgent, title: T, message: M}\ncalm_context: years ago\n",
+                     encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"rules\.yaml:3: calm_context: expected a list of patterns"):
+        SafetyRules.load(rules)
