@@ -14,7 +14,7 @@ from .embed import Encoder
 from .errors import IndexBundleError
 from .retrieve import Hit, Results, Retriever
 from .safety import SafetyHit, SafetyRules
-from .textnorm import SpellFixer, Synonyms, clean, has_letters, latin_share, words
+from .textnorm import SpellFixer, Synonyms, clauses, clean, has_letters, latin_share, words
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ class FAQBot:
                                f"about the {self.corpus.title}.")
 
         query = self.prepare_query(text)
-        vector = self.encoder.encode([query])[0]
-        hit = self.rules.check(text, encode=self.encoder.encode, text_vector=vector)
+        vectors = self.query_vectors(query)
+        hit = self.rules.check(text, encode=self.encoder.encode, text_vector=vectors[0])
         if hit and hit.blocks_answer:
             return Answer(original, False, "safety", safety=hit)
 
@@ -176,7 +176,7 @@ class FAQBot:
             return self._reply(original, "invalid",
                                f"Sorry, I can only answer questions in English about the {self.corpus.title}.", hit)
 
-        results = self.retriever.search(query, vector, k=self.settings.max_suggestions + 1)
+        results = self.retriever.search(query, vectors, k=self.settings.max_suggestions + 1)
         return self._decide(original, results, hit)
 
     def _decide(self, question: str, results: Results, safety: SafetyHit | None) -> Answer:
@@ -191,7 +191,9 @@ class FAQBot:
                         f"You can ask me things like “{examples}”"),
                 score=best.score, confidence="low", safety=safety,
             )
-        if best.score < s.threshold or results.out_of_scope - best.dense >= s.out_of_scope_margin:
+        gap = results.out_of_scope - best.dense  # how much nearer the nearest out-of-scope question is
+        if (best.score < s.threshold or gap >= s.out_of_scope_margin
+                or (results.off_topic_phrases and gap >= -s.contrast_margin)):
             return Answer(
                 question, False, "fallback",
                 answer=(f"Sorry, I couldn't find that in the {self.corpus.title}. "
@@ -234,11 +236,18 @@ class FAQBot:
         text = clean(text)
         return self.synonyms.apply(self.spelling.fix(_GREETING.sub("", text, count=1) or text))
 
+    def query_clauses(self, query: str) -> list[str]:
+        """The clauses of a prepared query that are matched on their own (none when switched off)."""
+        return clauses(query) if self.settings.clause_weight > 0 else []
+
+    def query_vectors(self, query: str):
+        """Unit vectors of a prepared query, whole first, then its clauses, in one model call."""
+        return self.encoder.encode([query, *self.query_clauses(query)])
+
     def search(self, question: str, k: int = 5, **overrides) -> Results:
         """Rank entries for a question exactly as :meth:`ask` does (for evaluation and comparisons)."""
         query = self.prepare_query(question)
-        vector = self.encoder.encode([query])[0]
-        return self.retriever.search(query, vector, k=k, **overrides)
+        return self.retriever.search(query, self.query_vectors(query), k=k, **overrides)
 
 
 def _suggest(hit: Hit) -> Suggestion:

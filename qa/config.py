@@ -116,6 +116,12 @@ class RetrievalSettings:
     threshold: float = 0.45
     #: Decline when the nearest out-of-scope question is at least this much closer than the best entry.
     out_of_scope_margin: float = 0.0
+    #: Decline too when the nearest out-of-scope question is within this of the best entry and shares a
+    #: two-word phrase with the message that no entry uses ("lower back" in an upper-back FAQ).
+    contrast_margin: float = 0.15
+    #: A message of several sentences or clauses is also matched clause by clause (the question may be
+    #: buried in a story); a clause's similarities count times this (0: whole messages only).
+    clause_weight: float = 1.0
     #: Runner-ups within this margin of the best score are offered as suggestions.
     tie_margin: float = 0.04
     #: Score at or above which confidence is "high" (between threshold and this: "medium").

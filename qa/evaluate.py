@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import RetrievalSettings, project_root
 from .index import OUT_OF_SCOPE
+from .retrieve import bigrams
 from .corpus import Corpus, read_text
 from .errors import CorpusError, QAError
 
@@ -215,6 +216,7 @@ class Components:
     sentence_sim: np.ndarray  # best over the answer's sentence vectors
     bm25: np.ndarray  # raw BM25
     out_of_scope: np.ndarray  # (questions,): nearest out-of-scope question (-1 when none)
+    contrast: np.ndarray  # (questions,): shares a phrase no entry uses with that nearest out-of-scope question
     items: list[Item] = field(default_factory=list)
     entry_ids: list[str] = field(default_factory=list)
 
@@ -227,21 +229,33 @@ def components(bot, items: list[Item]) -> Components:
     decoy = np.full(len(items), -1.0, np.float32)
     bm = np.zeros((len(items), n), np.float32)
     queries = [bot.prepare_query(it.question) for it in items]
-    vectors = bot.encoder.encode(queries)
     all_vecs = b.index.reconstruct_n(0, b.ntotal) if b.ntotal <= 200_000 else None
     if all_vecs is None:
         raise QAError("comparisons need a corpus of at most 200,000 vectors")
-    sims = vectors @ all_vecs.T
+    # Each question's similarities: the whole message's, or a clause's times clause_weight, whichever is higher.
+    texts = [[q, *bot.query_clauses(q)] for q in queries]
+    flat = bot.encoder.encode([t for group in texts for t in group]) @ all_vecs.T
+    sims = np.empty((len(items), b.ntotal), np.float32)
+    start = 0
+    for row, group in enumerate(texts):
+        block = flat[start:start + len(group)]
+        sims[row] = block[0] if len(group) == 1 else np.maximum(block[0], bot.settings.clause_weight * block[1:].max(0))
+        start += len(group)
     for kind in range(4):
         cols = np.flatnonzero(b.kind_of == kind)
         for row in range(len(items)):
             np.maximum.at(parts[kind][row], b.entry_of[cols], sims[row, cols])
     decoy_cols = np.flatnonzero(b.kind_of == OUT_OF_SCOPE)
+    contrast = np.zeros(len(items), bool)
     if len(decoy_cols):
         decoy = sims[:, decoy_cols].max(axis=1)
+        nearest = sims[:, decoy_cols].argmax(axis=1)
+        phrases = bot.retriever.decoy_phrases
+        contrast = np.array([bool(phrases[j] & bigrams(q)) for j, q in zip(nearest, queries)], bool)
     for row, q in enumerate(queries):
         bm[row] = b.lexical.scores(q, scale=None)
-    return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, items, [e.id for e in bot.corpus.entries])
+    return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, contrast, items,
+                      [e.id for e in bot.corpus.entries])
 
 
 @dataclass
@@ -253,11 +267,13 @@ class Scored:
     out_of_scope: np.ndarray  # (questions,)
     use_out_of_scope: bool
     out_of_scope_margin: float = 0.0
+    contrast: np.ndarray | None = None  # (questions,) bool
+    contrast_margin: float = 0.0
 
 
 def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_weight: float,
           lexical_scale: float, use_out_of_scope: bool = True, out_of_scope_margin: float = 0.0,
-          sentence_weight: float = 0.8) -> Scored:
+          sentence_weight: float = 0.8, contrast_margin: float = 0.0) -> Scored:
     dense = np.full(c.question_sim.shape, -1.0, np.float32)
     if "question" in kinds:
         dense = np.maximum(dense, c.question_sim)
@@ -269,7 +285,7 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
         dense = np.maximum(dense, sentence_weight * c.sentence_sim)
     lex = c.bm25 / (c.bm25 + lexical_scale)
     scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex
-    return Scored(scores, dense, c.out_of_scope, use_out_of_scope, out_of_scope_margin)
+    return Scored(scores, dense, c.out_of_scope, use_out_of_scope, out_of_scope_margin, c.contrast, contrast_margin)
 
 
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
@@ -283,7 +299,10 @@ def score_table(c: Components, s: Scored, threshold: float) -> dict:
 def _declines(s: Scored, i: int, top: int, threshold: float) -> bool:
     if s.scores[i, top] < threshold:
         return True
-    return s.use_out_of_scope and s.out_of_scope[i] - s.dense[i, top] >= s.out_of_scope_margin
+    if not s.use_out_of_scope:
+        return False
+    gap = s.out_of_scope[i] - s.dense[i, top]
+    return bool(gap >= s.out_of_scope_margin or (s.contrast is not None and s.contrast[i] and gap >= -s.contrast_margin))
 
 
 def _figures(c, s: Scored, order, ins, off, threshold) -> dict:
@@ -350,7 +369,7 @@ def compare(bot, tune_items: list[Item], test_items: list[Item]) -> list[dict]:
         kw = dict(kinds=over.get("kinds", s.embed_fields), lexical_weight=over.get("lexical_weight", s.lexical_weight),
                   answer_weight=s.answer_weight, lexical_scale=s.lexical_scale,
                   use_out_of_scope=over.get("use_out_of_scope", True), out_of_scope_margin=s.out_of_scope_margin,
-                  sentence_weight=s.sentence_weight)
+                  sentence_weight=s.sentence_weight, contrast_margin=s.contrast_margin)
         threshold = s.threshold if not over else best_threshold(c_tune, blend(c_tune, **kw))
         row = score_table(c_test, blend(c_test, **kw), threshold)
         rows.append({"method": name, **row})
@@ -363,19 +382,38 @@ def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
     base = bot.settings
     best: tuple | None = None
     grid = product([0.1, 0.2, 0.3, 0.4, 0.5], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0], [-0.02, 0.0, 0.03],
-                   [0.7, 0.8, 0.9] if "sentences" in base.embed_fields else [base.sentence_weight])
-    for w, aw, scale, margin, sw in grid:
-        scores = blend(c, base.embed_fields, w, aw, scale, True, margin, sw)
+                   [0.7, 0.8, 0.9] if "sentences" in base.embed_fields else [base.sentence_weight],
+                   [0.0, 0.1, 0.15, 0.2])
+    for w, aw, scale, margin, sw, cm in grid:
+        scores = blend(c, base.embed_fields, w, aw, scale, True, margin, sw, cm)
         t = best_threshold(c, scores)
         f = score_table(c, scores, t)
         key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -abs(w - base.lexical_weight))
         if best is None or key > best[0]:
-            best = (key, w, aw, scale, margin, sw, t, f)
-    _, w, aw, scale, margin, sw, t, f = best
+            best = (key, w, aw, scale, margin, sw, cm, t, f)
+    _, w, aw, scale, margin, sw, cm, t, f = best
+    high = high_confidence(c, blend(c, base.embed_fields, w, aw, scale, True, margin, sw, cm), t)
     tuned = RetrievalSettings(**{**base.to_dict(), "embed_fields": base.embed_fields, "lexical_weight": w,
                                  "answer_weight": aw, "lexical_scale": scale, "out_of_scope_margin": margin,
-                                 "sentence_weight": sw, "threshold": t})
+                                 "sentence_weight": sw, "contrast_margin": cm, "threshold": t,
+                                 "high_confidence": high})
     return tuned, f
+
+
+def high_confidence(c: Components, s: Scored, threshold: float, precision: float = 0.97) -> float:
+    """The lowest score from which at least ``precision`` of the answers given are right (answers to
+    not-covered questions count as wrong), so that "high" confidence means what it says."""
+    order = np.argsort(-s.scores, axis=1)
+    given = []  # (score, right) of every answer the bot would give
+    for i, item in enumerate(c.items):
+        if not (item.in_scope or item.off_topic) or _declines(s, i, order[i, 0], threshold):
+            continue
+        given.append((float(s.scores[i, order[i, 0]]), item.in_scope and c.entry_ids[order[i, 0]] in item.ids))
+    for h in np.round(np.arange(threshold, 1.0, 0.005), 3):
+        above = [right for score, right in given if score >= h]
+        if above and sum(above) / len(above) >= precision:
+            return float(h)
+    return 1.0
 
 
 # --- the commands ---------------------------------------------------------------------

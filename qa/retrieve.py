@@ -10,6 +10,7 @@ import numpy as np
 from .config import RetrievalSettings
 from .corpus import Corpus, Entry
 from .index import KINDS, OUT_OF_SCOPE, Bundle
+from .lexical import tokenize
 
 #: Below this many vectors every vector is scored; above, the FAISS top candidates.
 _SCAN_ALL = 4096
@@ -27,6 +28,9 @@ class Hit:
 class Results(NamedTuple):
     hits: list[Hit]  # best first
     out_of_scope: float  # similarity to the nearest out-of-scope question of the corpus (-1 when none)
+    #: Two-word phrases the message shares with that nearest out-of-scope question and that no entry
+    #: uses ("lower back" in an upper-back FAQ): a sign the message is about the other topic.
+    off_topic_phrases: tuple[str, ...] = ()
 
 
 class Retriever:
@@ -42,6 +46,8 @@ class Retriever:
         self.corpus = corpus
         self.bundle = bundle
         self.settings = settings
+        self._first_decoy = bundle.ntotal - len(corpus.out_of_scope)
+        self.decoy_phrases = foreign_phrases(corpus.out_of_scope, set(bundle.lexical.bm25.vocab_dict))
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
                lexical_weight: float | None = None) -> Results:
@@ -49,7 +55,9 @@ class Retriever:
 
         Args:
             text: the (cleaned) question, for lexical scoring.
-            vector: its unit embedding.
+            vector: its unit embedding, or a matrix whose first row is the whole message's and whose other
+                rows are its clauses' (:func:`qa.textnorm.clauses`); a clause's similarities count times
+                ``clause_weight``, and every entry keeps its best row.
             k: how many hits.
             kinds: score only these vector kinds (default: all that were embedded).
             lexical_weight: override the blend weight (0 = dense only, 1 = lexical only).
@@ -57,25 +65,40 @@ class Retriever:
         s = self.settings
         w = s.lexical_weight if lexical_weight is None else lexical_weight
         n = len(self.corpus)
-        dense, decoy = self._dense(vector, kinds)
+        dense, (decoy, nearest) = self._dense(vector, kinds)
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
         blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
         hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
-        return Results(hits, decoy)
+        phrases = ()
+        if nearest >= 0 and self.decoy_phrases[nearest]:
+            phrases = tuple(sorted(" ".join(p) for p in self.decoy_phrases[nearest] & bigrams(text)))
+        return Results(hits, decoy, phrases)
 
-    def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> tuple[np.ndarray, float]:
+    def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> tuple[np.ndarray, tuple[float, int]]:
+        b = self.bundle
+        kv = b.ntotal if b.ntotal <= _SCAN_ALL else _CANDIDATES
+        rows = np.atleast_2d(vector).astype(np.float32)
+        sims, ids = b.index.search(rows, kv)
+        if len(rows) > 1:
+            sims[1:] *= np.float32(self.settings.clause_weight)
+        return self._merge(sims.ravel(), ids.ravel(), kinds, partial=kv < b.ntotal)
+
+    def _merge(self, sims: np.ndarray, ids: np.ndarray, kinds: tuple[str, ...] | None,
+               partial: bool) -> tuple[np.ndarray, tuple[float, int]]:
+        """Per entry, its best vector's (weighted) similarity; and the nearest out-of-scope question's
+        similarity and position in the corpus's list (-1 when none)."""
         b = self.bundle
         n = len(self.corpus)
-        kv = b.ntotal if b.ntotal <= _SCAN_ALL else _CANDIDATES
-        sims, ids = b.index.search(vector.reshape(1, -1).astype(np.float32), kv)
-        sims, ids = sims[0], ids[0]
         keep = ids >= 0
         sims, ids = sims[keep], ids[keep]
         decoys = b.kind_of[ids] == OUT_OF_SCOPE
-        decoy = float(sims[decoys].max()) if decoys.any() else -1.0
+        decoy, nearest = -1.0, -1
+        if decoys.any():
+            best = int(np.argmax(np.where(decoys, sims, -np.inf)))
+            decoy, nearest = float(sims[best]), int(ids[best]) - self._first_decoy
         sims, ids = sims[~decoys], ids[~decoys]
         s = self.settings
         weight = np.array([1.0, 1.0, s.answer_weight, s.sentence_weight], np.float32)[b.kind_of[ids]]
@@ -85,7 +108,18 @@ class Retriever:
         scored = np.where(np.isfinite(weight), sims * np.where(np.isfinite(weight), weight, 0), -1.0)
         dense = np.full(n, -1.0, np.float32)
         np.maximum.at(dense, b.entry_of[ids], scored.astype(np.float32))
-        if kv < b.ntotal and len(sims):
+        if partial and len(sims):
             # Entries none of whose vectors made the candidate list score at most the weakest candidate.
             dense[dense == -1.0] = float(sims.min())
-        return dense, decoy
+        return dense, (decoy, nearest)
+
+
+def bigrams(text: str) -> set[tuple[str, str]]:
+    """Adjacent pairs of the lexical tokens of a text (stemmed, without stop words)."""
+    tokens = tokenize([text])[0]
+    return set(zip(tokens, tokens[1:]))
+
+
+def foreign_phrases(topics, entry_vocabulary: set[str]) -> list[set[tuple[str, str]]]:
+    """For each out-of-scope topic, its two-word phrases with a word no entry uses ("lower back")."""
+    return [{p for p in bigrams(topic) if not set(p) <= entry_vocabulary} for topic in topics]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from qa.evaluate import load_labelled, metrics, misses, run
+from qa.retrieve import foreign_phrases
+from qa.textnorm import clauses
 
 from conftest import LABELS
 
@@ -115,3 +117,38 @@ def test_the_faqs_synonyms_bring_users_words_to_the_faqs_words(bot):
     assert "between my shoulder blades" in bot.prepare_query("pain between my scapulae")
     answer = bot.ask("rhomboid strengthening exercises")
     assert answer.answered and "strengthen" in answer.entry_id
+
+
+def test_a_question_buried_in_a_story_is_matched_by_its_clause(bot):
+    story = ("So I moved house last weekend and my kids kept me running all Sunday, and the removal van "
+             "was late, which was a whole saga. Anyway, how do you get rid of upper back pain between shoulder blades?")
+    query = bot.prepare_query(story)
+    assert clauses(query)[-1] == "how do you get rid of upper back pain between shoulder blades?"
+    whole_only = bot.retriever.search(query, bot.encoder.encode([query])[0]).hits[0]
+    assert bot.search(story).hits[0].dense > whole_only.dense + 0.1  # the clause is far nearer than the story
+    a = bot.ask(story)
+    assert a.answered and a.entry_id == "how-do-you-get-rid-of-upper-back-pain-between-shoulder-blades"
+
+
+def test_clauses_split_sentences_and_new_thoughts_but_not_short_bits():
+    assert clauses("upper back pain") == []
+    assert clauses("ok. thanks!") == []
+    assert clauses("I sit all day at work, but why does my upper back hurt?") == [
+        "I sit all day at work", "but why does my upper back hurt?"]
+    assert len(clauses(". ".join(f"sentence number {i} here" for i in range(20)))) == 6
+
+
+def test_a_neighbouring_topic_named_by_a_phrase_no_entry_uses_is_declined(bot):
+    # "lower back" is in the out-of-scope list and in no entry: near in meaning is not enough to answer.
+    for q in ["best exercise for lower back pain", "how do I strengthen my lower back muscles"]:
+        r = bot.search(q)
+        assert "lower back" in r.off_topic_phrases, q
+        assert not bot.ask(q).answered, q
+    a = bot.ask("best exercise for upper back pain")
+    assert a.answered and a.entry_id == "which-exercise-is-best-for-upper-back-pain"
+    assert bot.search("best exercise for upper back pain").off_topic_phrases == ()
+
+
+def test_foreign_phrases_are_those_with_a_word_no_entry_uses():
+    phrases = foreign_phrases(["exercises for the lower back", "upper back pain"], {"exercis", "upper", "back", "pain"})
+    assert phrases == [{("exercis", "lower"), ("lower", "back")}, set()]
