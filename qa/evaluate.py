@@ -334,7 +334,7 @@ def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 
     ins = [i for i, it in enumerate(c.items) if it.in_scope]
     off = [i for i, it in enumerate(c.items) if it.off_topic]
     order = np.argsort(-scores.scores, axis=1)
-    candidates = np.round(np.arange(0.20, 0.80, 0.005), 3)
+    candidates = np.round(np.arange(0.02, 0.98, 0.005), 3)
     values = []
     for t in candidates:
         f = _figures(c, scores, order, ins, off, float(t))

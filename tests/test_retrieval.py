@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.evaluate import load_labelled, metrics, misses, run
+from qa.evaluate import METHODS, compare, load_labelled, metrics, misses, run
 from qa.retrieve import foreign_phrases
 from qa.textnorm import clauses
 
@@ -152,3 +152,15 @@ def test_a_neighbouring_topic_named_by_a_phrase_no_entry_uses_is_declined(bot):
 def test_foreign_phrases_are_those_with_a_word_no_entry_uses():
     phrases = foreign_phrases(["exercises for the lower back", "upper back pain"], {"exercis", "upper", "back", "pain"})
     assert phrases == [{("exercis", "lower"), ("lower", "back")}, set()]
+
+
+def test_compare_gives_every_method_a_workable_threshold(bot):
+    # Each method's threshold is chosen on the tune part; a squashed BM25 score lives far below a cosine,
+    # so a threshold range that starts too high once declined every question of the lexical method.
+    rows = {r["method"]: r for r in compare(bot, load_labelled(LABELS, bot.corpus, "tune"),
+                                            load_labelled(LABELS, bot.corpus, "test"))}
+    assert set(rows) == set(METHODS)
+    for name, row in rows.items():
+        assert row["top1"] >= 0.6 and row["in_scope_declined"] <= 0.2, (name, row)
+    assert rows["hybrid (shipped)"]["top1"] > rows["dense: question only"]["top1"]
+    assert rows["hybrid (shipped)"]["top1"] > rows["lexical: bm25s"]["top1"]
