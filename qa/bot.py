@@ -165,8 +165,12 @@ class FAQBot:
                                f"about the {self.corpus.title}.")
 
         query = self.prepare_query(text)
-        vectors = self.query_vectors(query)
-        hit = self.rules.check(text, encode=self.encoder.encode, text_vector=vectors[0])
+        # One model call for the query, its clauses and the clauses the safety check compares by meaning.
+        mine = self.query_texts(query)
+        vectors = self.encoder.encode(mine + self.rules.meaning_pieces(text))
+        hit = self.rules.check(text, encode=self.encoder.encode, text_vector=vectors[0],
+                               piece_vectors=vectors[len(mine):])
+        vectors = vectors[: len(mine)]
         if hit and hit.blocks_answer:
             return Answer(original, False, "safety", safety=hit)
 
@@ -236,18 +240,15 @@ class FAQBot:
         text = clean(text)
         return self.synonyms.apply(self.spelling.fix(_GREETING.sub("", text, count=1) or text))
 
-    def query_clauses(self, query: str) -> list[str]:
-        """The clauses of a prepared query that are matched on their own (none when switched off)."""
-        return clauses(query) if self.settings.clause_weight > 0 else []
-
-    def query_vectors(self, query: str):
-        """Unit vectors of a prepared query, whole first, then its clauses, in one model call."""
-        return self.encoder.encode([query, *self.query_clauses(query)])
+    def query_texts(self, query: str) -> list[str]:
+        """What retrieval embeds for a prepared query: the whole of it, then the clauses that are matched
+        on their own (none when ``clause_weight`` is 0)."""
+        return [query, *(clauses(query) if self.settings.clause_weight > 0 else [])]
 
     def search(self, question: str, k: int = 5, **overrides) -> Results:
         """Rank entries for a question exactly as :meth:`ask` does (for evaluation and comparisons)."""
         query = self.prepare_query(question)
-        return self.retriever.search(query, self.query_vectors(query), k=k, **overrides)
+        return self.retriever.search(query, self.encoder.encode(self.query_texts(query)), k=k, **overrides)
 
 
 def _suggest(hit: Hit) -> Suggestion:

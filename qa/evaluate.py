@@ -24,7 +24,6 @@ import numpy as np
 
 from .config import RetrievalSettings, project_root
 from .index import OUT_OF_SCOPE
-from .retrieve import bigrams
 from .corpus import Corpus, read_text
 from .errors import CorpusError, QAError
 
@@ -233,7 +232,7 @@ def components(bot, items: list[Item]) -> Components:
     if all_vecs is None:
         raise QAError("comparisons need a corpus of at most 200,000 vectors")
     # Each question's similarities: the whole message's, or a clause's times clause_weight, whichever is higher.
-    texts = [[q, *bot.query_clauses(q)] for q in queries]
+    texts = [bot.query_texts(q) for q in queries]
     flat = bot.encoder.encode([t for group in texts for t in group]) @ all_vecs.T
     sims = np.empty((len(items), b.ntotal), np.float32)
     start = 0
@@ -250,8 +249,7 @@ def components(bot, items: list[Item]) -> Components:
     if len(decoy_cols):
         decoy = sims[:, decoy_cols].max(axis=1)
         nearest = sims[:, decoy_cols].argmax(axis=1)
-        phrases = bot.retriever.decoy_phrases
-        contrast = np.array([bool(phrases[j] & bigrams(q)) for j, q in zip(nearest, queries)], bool)
+        contrast = np.array([bool(bot.retriever.off_topic_phrases(q, int(j))) for j, q in zip(nearest, queries)], bool)
     for row, q in enumerate(queries):
         bm[row] = b.lexical.scores(q, scale=None)
     return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, contrast, items,
@@ -265,9 +263,9 @@ class Scored:
     scores: np.ndarray  # (questions, entries)
     dense: np.ndarray  # (questions, entries)
     out_of_scope: np.ndarray  # (questions,)
+    contrast: np.ndarray  # (questions,) bool, as in Components
     use_out_of_scope: bool
     out_of_scope_margin: float = 0.0
-    contrast: np.ndarray | None = None  # (questions,) bool
     contrast_margin: float = 0.0
 
 
@@ -285,7 +283,7 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
         dense = np.maximum(dense, sentence_weight * c.sentence_sim)
     lex = c.bm25 / (c.bm25 + lexical_scale)
     scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex
-    return Scored(scores, dense, c.out_of_scope, use_out_of_scope, out_of_scope_margin, c.contrast, contrast_margin)
+    return Scored(scores, dense, c.out_of_scope, c.contrast, use_out_of_scope, out_of_scope_margin, contrast_margin)
 
 
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
@@ -302,7 +300,7 @@ def _declines(s: Scored, i: int, top: int, threshold: float) -> bool:
     if not s.use_out_of_scope:
         return False
     gap = s.out_of_scope[i] - s.dense[i, top]
-    return bool(gap >= s.out_of_scope_margin or (s.contrast is not None and s.contrast[i] and gap >= -s.contrast_margin))
+    return bool(gap >= s.out_of_scope_margin or (s.contrast[i] and gap >= -s.contrast_margin))
 
 
 def _figures(c, s: Scored, order, ins, off, threshold) -> dict:

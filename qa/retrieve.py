@@ -47,7 +47,7 @@ class Retriever:
         self.bundle = bundle
         self.settings = settings
         self._first_decoy = bundle.ntotal - len(corpus.out_of_scope)
-        self.decoy_phrases = foreign_phrases(corpus.out_of_scope, set(bundle.lexical.bm25.vocab_dict))
+        self._decoy_phrases = foreign_phrases(corpus.out_of_scope, set(bundle.lexical.bm25.vocab_dict))
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
                lexical_weight: float | None = None) -> Results:
@@ -72,10 +72,13 @@ class Retriever:
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
         hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
-        phrases = ()
-        if nearest >= 0 and self.decoy_phrases[nearest]:
-            phrases = tuple(sorted(" ".join(p) for p in self.decoy_phrases[nearest] & bigrams(text)))
-        return Results(hits, decoy, phrases)
+        return Results(hits, decoy, self.off_topic_phrases(text, nearest))
+
+    def off_topic_phrases(self, text: str, nearest: int) -> tuple[str, ...]:
+        """The phrases of out-of-scope question number ``nearest`` that no entry uses and ``text`` has."""
+        if nearest < 0 or not self._decoy_phrases[nearest]:
+            return ()
+        return tuple(sorted(" ".join(p) for p in self._decoy_phrases[nearest] & bigrams(text)))
 
     def _dense(self, vector: np.ndarray, kinds: tuple[str, ...] | None) -> tuple[np.ndarray, tuple[float, int]]:
         b = self.bundle

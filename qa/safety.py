@@ -111,7 +111,9 @@ class SafetyRules:
             line = lines[i] if i < len(lines) else None
             categories.append(_category(path, item, line))
         settings = data.get("semantic") or {}
-        calm = _compile(path, "calm_context", data.get("calm_context"), _key_line(root, "calm_context"))
+        calm_node = _value_node(root, "calm_context")
+        calm = _compile(path, "calm_context", data.get("calm_context"),
+                        calm_node.start_mark.line + 1 if calm_node else None)
         return cls(
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
@@ -167,16 +169,26 @@ class SafetyRules:
             text = pattern.sub(repl, text)
         return text
 
-    def check(self, text: str, encode=None, text_vector: np.ndarray | None = None) -> SafetyHit | None:
+    def _clauses(self, text: str) -> list[str]:
+        norm = self.normalize(text)
+        return [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+
+    def meaning_pieces(self, text: str) -> list[str]:
+        """The clauses of a message that the meaning check embeds on their own (none for one clause),
+        so a caller can embed them together with its own texts and pass ``piece_vectors``."""
+        return _pieces(self._clauses(text))
+
+    def check(self, text: str, encode=None, text_vector: np.ndarray | None = None,
+              piece_vectors: np.ndarray | None = None) -> SafetyHit | None:
         """The most pressing category the message falls in, or None.
 
         Args:
             text: the user's message (any length; callers cap it).
             encode: ``list[str] -> np.ndarray`` for the meaning check; None skips it.
             text_vector: the embedding of the whole message, if the caller has it already.
+            piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
-        norm = self.normalize(text)
-        clauses = [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+        clauses = self._clauses(text)
         hits: list[SafetyHit] = []
         negated: set[str] = set()
         for cat in self.categories:
@@ -184,7 +196,7 @@ class SafetyRules:
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and len(self._urgent_vecs):
-            hit = self._semantic_hit(text, clauses, encode, text_vector, negated)
+            hit = self._semantic_hit(text, clauses, encode, text_vector, piece_vectors, negated)
             if hit:
                 hits.append(hit)
         if not hits:
@@ -206,11 +218,13 @@ class SafetyRules:
                     return self._hit(cat, f"rule: {pattern.pattern}")
         return None
 
-    def _semantic_hit(self, text, clauses, encode, text_vector, negated) -> SafetyHit | None:
-        pieces = [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
-        # One encode call for everything still to embed: the whole message (unless given) and its clauses.
-        todo = ([] if text_vector is not None else [clean(text)]) + pieces
+    def _semantic_hit(self, text, clauses, encode, text_vector, piece_vectors, negated) -> SafetyHit | None:
+        pieces = _pieces(clauses)
+        # One encode call for everything still to embed: the whole message and its clauses, unless given.
+        todo = ([] if text_vector is not None else [clean(text)]) + ([] if piece_vectors is not None else pieces)
         encoded = encode(todo) if todo else np.zeros((0, self._urgent_vecs.shape[1]), np.float32)
+        if piece_vectors is not None:
+            encoded = np.vstack([encoded, np.asarray(piece_vectors, np.float32).reshape(len(pieces), self._urgent_vecs.shape[1])])
         if text_vector is not None:
             encoded = np.vstack([np.asarray(text_vector, np.float32)[None, :], encoded])
         urgent = encoded @ self._urgent_vecs.T  # (message + pieces, examples)
@@ -246,6 +260,11 @@ class SafetyRules:
     @staticmethod
     def _hit(cat: Category, reason: str) -> SafetyHit:
         return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
+
+
+def _pieces(clauses: list[str]) -> list[str]:
+    """The clauses of a message of several that the meaning check embeds (three words or more, eight at most)."""
+    return [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
 
 
 def _negated(clause: str, start: int) -> bool:
@@ -287,12 +306,16 @@ def _cached_vectors(encoder, texts: list[str], cache_dir: Path | None) -> np.nda
     return vectors
 
 
-def _item_lines(root: yaml.Node, key: str) -> list[int]:
+def _value_node(root: yaml.Node, key: str) -> yaml.Node | None:
+    """The node under a top-level key of the rules file (for line numbers)."""
     if isinstance(root, yaml.MappingNode):
-        for k, v in root.value:
-            if k.value == key and isinstance(v, yaml.SequenceNode):
-                return [n.start_mark.line + 1 for n in v.value]
-    return []
+        return next((v for k, v in root.value if k.value == key), None)
+    return None
+
+
+def _item_lines(root: yaml.Node, key: str) -> list[int]:
+    node = _value_node(root, key)
+    return [n.start_mark.line + 1 for n in node.value] if isinstance(node, yaml.SequenceNode) else []
 
 
 def _category(path: Path, item, line: int | None) -> Category:
@@ -327,10 +350,3 @@ def _compile(path: Path, where: str, raws, line: int | None) -> list[re.Pattern]
             raise CorpusError(path, f"{where}: bad pattern {raw!r} ({exc})", line) from None
     return out
 
-
-def _key_line(root: yaml.Node, key: str) -> int | None:
-    if isinstance(root, yaml.MappingNode):
-        for k, v in root.value:
-            if k.value == key:
-                return v.start_mark.line + 1
-    return None

@@ -84,14 +84,16 @@ class SpellFixer:
         self._memo: dict[str, str] = {}
 
     def fix_word(self, word: str) -> str:
-        if len(word) < 4 or word in self.known or not word.isalpha() or self._inflected(word):
+        if len(word) < 4 or word in self.known or not word.isalpha():
             return word
         if word in self._memo:
             return self._memo[word]
-        limit = 1 if len(word) < 8 else 2
-        best = process.extractOne(word, self.targets, scorer=DamerauLevenshtein.distance,
-                                  score_cutoff=limit)
-        fixed = best[0] if best else word
+        fixed = word
+        if not self._inflected(word):
+            limit = 1 if len(word) < 8 else 2
+            best = process.extractOne(word, self.targets, scorer=DamerauLevenshtein.distance,
+                                      score_cutoff=limit)
+            fixed = best[0] if best else word
         if len(self._memo) < 100_000:
             self._memo[word] = fixed
         return fixed

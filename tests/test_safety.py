@@ -196,3 +196,22 @@ def test_calm_context_must_be_a_list(tmp_path):
                      encoding="utf-8")
     with pytest.raises(CorpusError, match=r"rules\.yaml:3: calm_context: expected a list of patterns"):
         SafetyRules.load(rules)
+
+
+def test_the_caller_can_embed_the_meaning_pieces_in_its_own_model_call(bot):
+    text = "My posture is bad at work. My upper back aches by the evening."
+    pieces = bot.rules.meaning_pieces(text)
+    assert len(pieces) == 2
+    vectors = bot.encoder.encode([text, *pieces])
+    calls = []
+
+    def spy(texts):
+        calls.append(list(texts))
+        return bot.encoder.encode(texts)
+
+    alone = bot.rules.check(text, encode=spy, text_vector=vectors[0])
+    assert calls == [pieces]
+    calls.clear()
+    given = bot.rules.check(text, encode=spy, text_vector=vectors[0], piece_vectors=vectors[1:])
+    assert calls == [] and given == alone
+    assert bot.rules.meaning_pieces("upper back pain") == []
