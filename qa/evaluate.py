@@ -26,6 +26,8 @@ from .config import RetrievalSettings, project_root
 from .index import OUT_OF_SCOPE
 from .corpus import Corpus, read_text
 from .errors import CorpusError, QAError
+from .textnorm import clean
+from .urgency import UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -398,6 +400,14 @@ def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
     return tuned, f
 
 
+def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005):
+    """Fit the learned urgency detector on the tuning part: each message's vector as the bot embeds it,
+    labelled with its safety category (or not urgent). Returns (model, cross-validated figures)."""
+    texts = [bot.prepare_query(clean(it.question)) or it.question for it in tune_items]
+    vectors = bot.encoder.encode(texts)
+    return UrgencyModel.fit(vectors, [it.safety or "" for it in tune_items], bot.encoder.name, max_false_alarms)
+
+
 def high_confidence(c: Components, s: Scored, threshold: float, precision: float = 0.97) -> float:
     """The lowest score from which at least ``precision`` of the answers given are right (answers to
     not-covered questions count as wrong), so that "high" confidence means what it says."""
@@ -432,7 +442,9 @@ def add_commands(sub, with_paths) -> None:
     sp = with_paths(sub.add_parser("tune", help="choose the threshold and blend weights on the tuning part"))
     sp.add_argument("--labels", type=Path, nargs="+", metavar="FILE.jsonl",
                     help="labelled set, one or more files (default corpus/eval/*.jsonl)")
-    sp.add_argument("--dry-run", action="store_true", help="report, but do not save the settings")
+    sp.add_argument("--dry-run", action="store_true", help="report, but save nothing")
+    sp.add_argument("--safety-only", action="store_true",
+                    help="refit only the safety model (after editing the safety rules or the labelled set)")
     sp.set_defaults(func=cmd_tune)
 
 
@@ -530,22 +542,44 @@ def cmd_tune(args) -> int:
     tune_items = load_labelled(path, bot.corpus, "tune")
     test_items = load_labelled(path, bot.corpus, "test")
     before = metrics(run(bot, test_items))
-    tuned, fig = tune(bot, tune_items)
-    print(f"tuned on {len(tune_items)} questions of {_names(path)}: lexical_weight={tuned.lexical_weight}, "
-          f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}")
-    print(f"  on the tuning part: top-1 {_pct(fig['top1'])}, off-topic declined {_pct(fig['off_topic_declined'])}")
+    if args.safety_only:
+        tuned = bot.settings
+    else:
+        tuned, fig = tune(bot, tune_items)
+        _print_tuned(tuned, fig, tune_items, path)
     bot.settings.__dict__.update(tuned.__dict__)
+    try:
+        urgency, cv = tune_urgency(bot, tune_items)
+    except ValueError as exc:
+        urgency = None
+        print(f"  safety model not fitted: {exc}")
+    else:
+        print(f"  safety model: {len(urgency.classes) - 1} categories, threshold {urgency.threshold:.2f}; "
+              f"cross-validated on the tuning part: {_pct(cv['recall']).strip()} of {cv['urgent']} urgent "
+              f"pinned by it, {_pct(cv['false_alarms']).strip()} false alarms on {cv['not_urgent']} others")
+        bot.rules.urgency = urgency
     after = metrics(run(bot, test_items))
     print("\ntest part          before    after")
     for key, label in [("top1", "top-1"), ("recall_at_3", "recall@3"), ("in_scope_declined", "in-scope declined"),
-                       ("off_topic_declined", "off-topic declined")]:
+                       ("off_topic_declined", "off-topic declined"), ("safety_recall", "urgent pinned"),
+                       ("false_alarms", "false alarms")]:
         print(f"{label:<18} {_pct(before[key])}   {_pct(after[key])}")
     if args.dry_run:
-        print("\n(dry run: settings not saved)")
-    else:
+        print("\n(dry run: nothing saved)")
+        return 0
+    if not args.safety_only:
         tuned.save(bot.paths.settings)
         print(f"\nsaved to {bot.paths.settings}")
+    if urgency is not None:
+        urgency.save(model_path(bot.paths.safety))
+        print(f"saved to {model_path(bot.paths.safety)}")
     return 0
+
+
+def _print_tuned(tuned, fig, tune_items, path) -> None:
+    print(f"tuned on {len(tune_items)} questions of {_names(path)}: lexical_weight={tuned.lexical_weight}, "
+          f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}")
+    print(f"  on the tuning part: top-1 {_pct(fig['top1'])}, off-topic declined {_pct(fig['off_topic_declined'])}")
 
 
 def plot(bot, outcomes: list[Outcome], path: Path) -> None:

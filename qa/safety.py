@@ -32,6 +32,7 @@ from .errors import CorpusError
 from .corpus import read_text
 from .io import atomic_write_bytes
 from .textnorm import SpellFixer, clean, words
+from .urgency import UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class SafetyRules:
     _urgent_vecs: np.ndarray | None = field(default=None, repr=False)
     _urgent_cat: np.ndarray | None = field(default=None, repr=False)
     _benign_vecs: np.ndarray | None = field(default=None, repr=False)
+    #: The learned detector `qa tune` fits on the labelled set (``safety.model.json`` beside the rules).
+    urgency: UrgencyModel | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> "SafetyRules":
@@ -122,6 +125,7 @@ class SafetyRules:
             margin=float(settings.get("margin", 0.05)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=str(path),
+            urgency=UrgencyModel.load(model_path(path)) if model_path(path).exists() else None,
         )
 
     # --- preparing -----------------------------------------------------------------
@@ -147,6 +151,11 @@ class SafetyRules:
         self._urgent_cat = np.array([i for _, i in urgent], dtype=np.int32)
         self._benign_vecs = np.ascontiguousarray(np.vstack([vecs[len(urgent):], extra]), dtype=np.float32)
         self._set_fixer(known_words or set())
+        if self.urgency is not None and (self.urgency.model != encoder.name
+                                         or self.urgency.dimension != vecs.shape[1]):
+            logger.warning("%s: trained with model %r, not %r: not used (run `qa tune` to refit it)",
+                           model_path(self.path), self.urgency.model, encoder.name)
+            self.urgency = None
 
     def _set_fixer(self, known_words: set[str]) -> None:
         vocab: set[str] = set()
@@ -195,7 +204,7 @@ class SafetyRules:
             hit = self._rule_hit(cat, clauses, negated)
             if hit:
                 hits.append(hit)
-        if not hits and encode is not None and self._urgent_vecs is not None and len(self._urgent_vecs):
+        if not hits and encode is not None and self._urgent_vecs is not None:
             hit = self._semantic_hit(text, clauses, encode, text_vector, piece_vectors, negated)
             if hit:
                 hits.append(hit)
@@ -227,6 +236,20 @@ class SafetyRules:
             encoded = np.vstack([encoded, np.asarray(piece_vectors, np.float32).reshape(len(pieces), self._urgent_vecs.shape[1])])
         if text_vector is not None:
             encoded = np.vstack([np.asarray(text_vector, np.float32)[None, :], encoded])
+        return self._example_hit(encoded, negated) or self._model_hit(encoded, negated)
+
+    def _model_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
+        if self.urgency is None:
+            return None
+        found = self.urgency.predict(encoded, skip=negated)
+        if found is None:
+            return None
+        cat = next((c for c in self.categories if c.id == found[0]), None)
+        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}") if cat else None
+
+    def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
+        if not len(self._urgent_vecs):
+            return None
         urgent = encoded @ self._urgent_vecs.T  # (message + pieces, examples)
         if urgent.max() < self.similarity:  # the common case: nothing urgent-like, no benign scan at all
             return None

@@ -1,0 +1,144 @@
+"""The learned urgency detector: a linear classifier over sentence embeddings.
+
+Rules and example sentences catch the phrasings someone thought of; fresh labelled sets kept showing
+urgent messages in words nobody had written down ("gave away most of my stuff this week"). This model
+learns from the labelled set itself: `qa tune` fits it on the tuning part (each urgent message labelled
+with its category, everything else "not urgent") and saves it beside the rules file
+(``corpus/safety.yaml`` -> ``corpus/safety.model.json``). At run time it is one matrix product over the
+vectors the bot has already computed (the message and its clauses).
+
+The pinning threshold is chosen by cross-validation on the tuning part: the lowest probability at which
+messages the model had not been trained on raised at most ``max_false_alarms`` false alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorpusError
+from .io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+NOT_URGENT = ""
+#: Fewer urgent examples than this and `qa tune` does not fit a model (it would only add noise).
+MIN_URGENT = 20
+
+
+def model_path(rules_path: str | Path) -> Path:
+    """Where the model of a rules file lives: ``safety.yaml`` -> ``safety.model.json``."""
+    return Path(rules_path).with_suffix(".model.json")
+
+
+@dataclass
+class UrgencyModel:
+    model: str  # the encoder it was trained with (its vectors mean nothing to another)
+    classes: list[str]  # NOT_URGENT first, then category ids
+    coef: np.ndarray  # (classes, dimension)
+    intercept: np.ndarray  # (classes,)
+    threshold: float  # pin when P(urgent) is at least this
+    trained_on: int = 0
+    trained_at: str = ""
+
+    @property
+    def dimension(self) -> int:
+        return int(self.coef.shape[1])
+
+    def urgency(self, vectors: np.ndarray) -> np.ndarray:
+        """Class probabilities per row: (rows, classes)."""
+        logits = np.asarray(vectors, np.float32) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> tuple[str, float] | None:
+        """The category and probability of the most urgent row, if it reaches the threshold.
+
+        Categories in ``skip`` (vetoed by a rule for this message) neither count towards the
+        probability nor are returned: "passed out years ago" must not become another category.
+        """
+        allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
+        if len(vectors) == 0 or not allowed:
+            return None
+        p = self.urgency(vectors)[:, allowed]
+        urgent = p.sum(axis=1)
+        row = int(np.argmax(urgent))
+        if urgent[row] < self.threshold:
+            return None
+        return self.classes[allowed[int(np.argmax(p[row]))]], float(urgent[row])
+
+    # --- fitting -------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, labels: list[str], model: str, max_false_alarms: float = 0.01,
+            folds: int = 5, c: float = 3.0, seed: int = 0) -> tuple["UrgencyModel", dict]:
+        """Fit on unit vectors labelled with a category or NOT_URGENT; choose the threshold by
+        cross-validation. Returns the model and its cross-validated recall and false-alarm rate."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        x = np.asarray(vectors, np.float32)
+        y = np.array([lab or NOT_URGENT for lab in labels])
+        classes = [NOT_URGENT] + sorted({str(lab) for lab in y if lab != NOT_URGENT})
+        y_idx = np.array([classes.index(lab) for lab in y])
+        is_urgent = y_idx > 0
+        if is_urgent.sum() < MIN_URGENT:
+            raise ValueError(f"{int(is_urgent.sum())} urgent examples; at least {MIN_URGENT} are needed")
+
+        def make():
+            return LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+
+        # Out-of-fold P(urgent): what the model says of messages it has not seen.
+        held_out = np.zeros(len(y))
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for train, test in splitter.split(x, is_urgent):
+            clf = make().fit(x[train], y_idx[train])
+            p = clf.predict_proba(x[test])
+            held_out[test] = 1.0 - p[:, list(clf.classes_).index(0)]
+        threshold = 0.99
+        for t in np.round(np.arange(0.5, 0.995, 0.01), 2):
+            if (held_out[~is_urgent] >= t).mean() <= max_false_alarms:
+                threshold = float(t)
+                break
+        cv = {"recall": float((held_out[is_urgent] >= threshold).mean()),
+              "false_alarms": float((held_out[~is_urgent] >= threshold).mean()),
+              "urgent": int(is_urgent.sum()), "not_urgent": int((~is_urgent).sum())}
+        clf = make().fit(x, y_idx)
+        coef = np.zeros((len(classes), x.shape[1]), np.float32)
+        intercept = np.zeros(len(classes), np.float32)
+        for row, k in enumerate(clf.classes_):
+            coef[k], intercept[k] = clf.coef_[row], clf.intercept_[row]
+        return cls(model, classes, coef, intercept, threshold, len(y),
+                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")), cv
+
+    # --- reading and writing ---------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        data = {"model": self.model, "dimension": self.dimension, "classes": self.classes,
+                "threshold": self.threshold, "trained_on": self.trained_on, "trained_at": self.trained_at,
+                "intercept": [round(float(v), 6) for v in self.intercept],
+                "coef": [[round(float(v), 6) for v in row] for row in self.coef]}
+        atomic_write_text(Path(path), json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "UrgencyModel":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            classes = [str(c) for c in data["classes"]]
+            coef = np.asarray(data["coef"], np.float32)
+            intercept = np.asarray(data["intercept"], np.float32)
+            threshold = float(data["threshold"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise CorpusError(path, f"not a safety model file ({exc}); delete it or run `qa tune` again") from None
+        if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),) \
+                or not classes or classes[0] != NOT_URGENT or not 0.0 < threshold <= 1.0:
+            raise CorpusError(path, "inconsistent safety model (classes, weights or threshold); run `qa tune` again")
+        return cls(str(data.get("model", "")), classes, coef, intercept, threshold,
+                   int(data.get("trained_on", 0)), str(data.get("trained_at", "")))
