@@ -93,6 +93,7 @@ class SafetyRules:
     _benign_vecs: np.ndarray | None = field(default=None, repr=False)
     #: The learned detector `qa tune` fits on the labelled set (``safety.model.json`` beside the rules).
     urgency: UrgencyModel | None = field(default=None, repr=False)
+    _model_skip: frozenset = field(default=frozenset(), repr=False)  # model classes the rules do not have
 
     @classmethod
     def load(cls, path: str | Path) -> "SafetyRules":
@@ -156,6 +157,12 @@ class SafetyRules:
             logger.warning("%s: trained with model %r, not %r: not used (run `qa tune` to refit it)",
                            model_path(self.path), self.urgency.model, encoder.name)
             self.urgency = None
+        if self.urgency is not None:
+            unknown = set(self.urgency.classes[1:]) - {c.id for c in self.categories}
+            if unknown:
+                logger.warning("%s: categories %s are not in the rules: their probability is ignored",
+                               model_path(self.path), ", ".join(sorted(unknown)))
+            self._model_skip = frozenset(unknown)
 
     def _set_fixer(self, known_words: set[str]) -> None:
         vocab: set[str] = set()
@@ -241,7 +248,7 @@ class SafetyRules:
     def _model_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if self.urgency is None:
             return None
-        found = self.urgency.predict(encoded, skip=negated)
+        found = self.urgency.predict(encoded, skip=negated | self._model_skip)
         if found is None:
             return None
         cat = next((c for c in self.categories if c.id == found[0]), None)

@@ -77,11 +77,20 @@ class UrgencyModel:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, labels: list[str], model: str, max_false_alarms: float = 0.01,
-            folds: int = 5, c: float = 3.0, seed: int = 0) -> tuple["UrgencyModel", dict]:
+            folds: int = 5, c: float = 3.0, seed: int = 0, pieces: list[np.ndarray] | None = None,
+            groups: list[str] | None = None) -> tuple["UrgencyModel", dict]:
         """Fit on unit vectors labelled with a category or NOT_URGENT; choose the threshold by
-        cross-validation. Returns the model and its cross-validated recall and false-alarm rate."""
+        cross-validation. Returns the model and its cross-validated recall and false-alarm rate.
+
+        Args:
+            vectors: one vector per message (what the model is trained on).
+            pieces: per message, the vectors of its clauses: at run time the most urgent of the
+                message and its clauses decides, so the held-out scores are taken the same way.
+            groups: per message, a key for repeated texts (kept in one fold, so none is scored by a
+                model that was trained on it).
+        """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import StratifiedGroupKFold
 
         x = np.asarray(vectors, np.float32)
         y = np.array([lab or NOT_URGENT for lab in labels])
@@ -96,11 +105,13 @@ class UrgencyModel:
 
         # Out-of-fold P(urgent): what the model says of messages it has not seen.
         held_out = np.zeros(len(y))
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        for train, test in splitter.split(x, is_urgent):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for train, test in splitter.split(x, is_urgent, groups if groups is not None else np.arange(len(y))):
             clf = make().fit(x[train], y_idx[train])
-            p = clf.predict_proba(x[test])
-            held_out[test] = 1.0 - p[:, list(clf.classes_).index(0)]
+            none = list(clf.classes_).index(0)
+            for i in test:
+                rows = x[i:i + 1] if pieces is None or not len(pieces[i]) else np.vstack([x[i:i + 1], pieces[i]])
+                held_out[i] = float((1.0 - clf.predict_proba(rows)[:, none]).max())
         threshold = 0.99
         for t in np.round(np.arange(0.5, 0.995, 0.01), 2):
             if (held_out[~is_urgent] >= t).mean() <= max_false_alarms:
@@ -135,10 +146,12 @@ class UrgencyModel:
             coef = np.asarray(data["coef"], np.float32)
             intercept = np.asarray(data["intercept"], np.float32)
             threshold = float(data["threshold"])
+            trained_on = int(data.get("trained_on", 0))
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise CorpusError(path, f"not a safety model file ({exc}); delete it or run `qa tune` again") from None
         if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),) \
-                or not classes or classes[0] != NOT_URGENT or not 0.0 < threshold <= 1.0:
+                or not classes or classes[0] != NOT_URGENT or not 0.0 < threshold <= 1.0 \
+                or not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
             raise CorpusError(path, "inconsistent safety model (classes, weights or threshold); run `qa tune` again")
         return cls(str(data.get("model", "")), classes, coef, intercept, threshold,
-                   int(data.get("trained_on", 0)), str(data.get("trained_at", "")))
+                   trained_on, str(data.get("trained_at", "")))

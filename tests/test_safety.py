@@ -203,6 +203,13 @@ def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     ("feeling hot and cold with a burning feeling when I pee, and my side hurts", "fever"),
     ("on a scale of one to ten it's an eleven, started suddenly", "sudden_severe_pain"),
     ("the headache came on like a thunderclap", "sudden_severe_pain"),
+    # from an independent review: crises that a too-broad veto had let through
+    ("I want to hurt myself while everyone is asleep", "self_harm"),
+    ("I keep cutting myself during the night", "self_harm"),
+    ("I swallowed double my sleeping tablets deliberately", "self_harm"),
+    ("I can't pretend this crushing chest pain is nothing", "chest_pain"),
+    ("crushing chest pain and couldn't breathe in the game today", "chest_pain"),
+    ("the feeling in my left arm has gone now and my chest is tight", "chest_pain"),
 ])
 def test_urgent_phrasings_without_the_obvious_words_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
@@ -218,6 +225,20 @@ def test_urgent_phrasings_without_the_obvious_words_are_pinned(bot, text, catego
     "my cold is gone now, fever broke yesterday, but my upper back is stiff",
     "can I take double the ibuprofen dose for back pain?",
     "my nephew keeps pretending to faint when it's bedtime",
+    # from an independent review: ordinary messages that too-broad patterns had pinned
+    "I ran 10 kms yesterday",
+    "what pillow do I need to never wake up with back pain?",
+    "I hope I don't wake up with this back pain again",
+    "thinking of walking into work instead of driving",
+    "should I be taking them with me on holiday?",
+    "taking more breaks and fewer painkillers",
+    "I'm sick of this bloody back pain",
+    "I sit on a black stool at my desk",
+    "my arms are sore and heavy after the gym and I'm sweaty",
+    "this may sound strange, but my neck sounds weird",
+    "my left side is weak compared to my right when doing rows",
+    "scale of 1 to 10 it's a 2, I'm 29",
+    "should I use hot and cold therapy?",
 ])
 def test_more_calm_contexts_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None, (text, bot.ask(text).safety)

@@ -82,7 +82,11 @@ def test_save_and_load_round_trip(tmp_path):
                                      json.dumps({"classes": ["", "a"], "coef": [[1.0, 2.0]], "intercept": [0, 0],
                                                  "threshold": 0.9}),
                                      json.dumps({"classes": ["a", ""], "coef": [[1.0], [2.0]], "intercept": [0, 0],
-                                                 "threshold": 0.9})])
+                                                 "threshold": 0.9}),
+                                     json.dumps({"classes": ["", "a"], "coef": [[1.0], [float("nan")]],
+                                                 "intercept": [0, 0], "threshold": 0.9}).replace("NaN", "NaN"),
+                                     json.dumps({"classes": ["", "a"], "coef": [[1.0], [2.0]], "intercept": [0, 0],
+                                                 "threshold": 0.9, "trained_on": "abc"})])
 def test_a_damaged_model_file_is_reported_with_its_name(tmp_path, content):
     path = tmp_path / "safety.model.json"
     path.write_text(content, encoding="utf-8")
@@ -97,13 +101,18 @@ class _ToyEncoder:
         return _unit(np.ones((len(texts), DIM)))
 
 
-def test_a_model_fitted_with_another_encoder_is_not_used(tmp_path, caplog):
+def _rules_with_model(tmp_path, model_name: str) -> SafetyRules:
+    """A one-category rules file (chest_pain) with a model of three classes saved beside it."""
     rules = tmp_path / "rules.yaml"
     rules.write_text("categories:\n  - {id: chest_pain, level: emergency, title: T, message: M, patterns: [x]}\n",
                      encoding="utf-8")
     x, y = _data()
-    UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
-    loaded = SafetyRules.load(rules)
+    UrgencyModel.fit(x, y, model_name)[0].save(model_path(rules))
+    return SafetyRules.load(rules)
+
+
+def test_a_model_fitted_with_another_encoder_is_not_used(tmp_path, caplog):
+    loaded = _rules_with_model(tmp_path, "toy-model")
     assert loaded.urgency is not None and loaded.urgency.model == "toy-model"
     with caplog.at_level(logging.WARNING):
         loaded.prepare(_ToyEncoder())
@@ -125,9 +134,22 @@ def test_the_shipped_model_matches_the_shipped_encoder(bot):
 ])
 def test_the_model_pins_what_no_rule_names(bot, text):
     hit = bot.ask(text).safety
-    assert hit is not None and hit.category == "self_harm", (text, hit)
+    assert hit is not None and hit.category == "self_harm" and hit.reason.startswith("model:"), (text, hit)
 
 
-def test_a_vetoed_category_stays_vetoed_for_the_model(bot):
-    # calm context ("years ago", "fully recovered") vetoes every category but crises, for all detectors
-    assert bot.ask("I collapsed once years ago, fully recovered, how do I strengthen my upper back").safety is None
+@pytest.mark.parametrize("text", ["I fainted and hit my head as a kid",
+                                  "I couldn't breathe and passed out last year, all fine now"])
+def test_a_vetoed_category_stays_vetoed_for_the_model(bot, text):
+    # The model alone is sure (P >= 0.98) of fainting / breathing here, but calm context ("as a kid",
+    # "last year ... fine now") vetoes every category except crises, for every detector.
+    q = bot.prepare_query(text)
+    found = bot.rules.urgency.predict(bot.encoder.encode([q] + bot.rules.meaning_pieces(text)))
+    assert found is not None and found[1] >= bot.rules.urgency.threshold
+    assert bot.ask(text).safety is None
+
+
+def test_model_classes_the_rules_do_not_have_are_ignored(tmp_path, caplog):
+    loaded = _rules_with_model(tmp_path, "another-model")
+    with caplog.at_level(logging.WARNING):
+        loaded.prepare(_ToyEncoder())
+    assert "self_harm" in caplog.text and loaded._model_skip == {"self_harm"}
