@@ -234,14 +234,10 @@ def components(bot, items: list[Item]) -> Components:
     if all_vecs is None:
         raise QAError("comparisons need a corpus of at most 200,000 vectors")
     # Each question's similarities: the whole message's, or a clause's times clause_weight, whichever is higher.
-    texts = [bot.query_texts(q) for q in queries]
-    flat = bot.encoder.encode([t for group in texts for t in group]) @ all_vecs.T
     sims = np.empty((len(items), b.ntotal), np.float32)
-    start = 0
-    for row, group in enumerate(texts):
-        block = flat[start:start + len(group)]
-        sims[row] = block[0] if len(group) == 1 else np.maximum(block[0], bot.settings.clause_weight * block[1:].max(0))
-        start += len(group)
+    for row, vecs in enumerate(_encode_groups(bot.encoder, [bot.query_texts(q) for q in queries])):
+        block = vecs @ all_vecs.T
+        sims[row] = block[0] if len(block) == 1 else np.maximum(block[0], bot.settings.clause_weight * block[1:].max(0))
     for kind in range(4):
         cols = np.flatnonzero(b.kind_of == kind)
         for row in range(len(items)):
@@ -414,17 +410,18 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
                        ", ".join(unknown))
     held = {key(it) for it in test_items}
     items = [it for it in tune_items if (not it.safety or it.safety in known) and key(it) not in held]
-    texts = [bot.prepare_query(clean(it.question)) or it.question for it in items]
-    pieces = [bot.rules.meaning_pieces(clean(it.question)) for it in items]
-    flat = bot.encoder.encode(texts + [p for ps in pieces for p in ps])
-    vectors, rest = flat[: len(texts)], flat[len(texts):]
-    piece_vectors, at = [], 0
-    for ps in pieces:
-        piece_vectors.append(rest[at: at + len(ps)])
-        at += len(ps)
-    groups = [key(it) for it in items]
-    return UrgencyModel.fit(vectors, [it.safety or "" for it in items], bot.encoder.name, max_false_alarms,
-                            pieces=piece_vectors, groups=groups)
+    # Per message, what the bot embeds for the check: the prepared message, then its clauses.
+    encoded = _encode_groups(bot.encoder, [[bot.prepare_query(clean(it.question)) or it.question,
+                                            *bot.rules.meaning_pieces(clean(it.question))] for it in items])
+    return UrgencyModel.fit(np.stack([v[0] for v in encoded]), [it.safety or "" for it in items], bot.encoder.name,
+                            max_false_alarms, pieces=[v[1:] for v in encoded], groups=[key(it) for it in items])
+
+
+def _encode_groups(encoder, groups: list[list[str]]) -> list[np.ndarray]:
+    """Embed groups of texts in one model call; one (len(group), dimension) array per group."""
+    flat = encoder.encode([t for group in groups for t in group])
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def high_confidence(c: Components, s: Scored, threshold: float, precision: float = 0.97) -> float:
@@ -561,12 +558,10 @@ def cmd_tune(args) -> int:
     tune_items = load_labelled(path, bot.corpus, "tune")
     test_items = load_labelled(path, bot.corpus, "test")
     before = metrics(run(bot, test_items))
-    if args.safety_only:
-        tuned = bot.settings
-    else:
+    if not args.safety_only:
         tuned, fig = tune(bot, tune_items)
         _print_tuned(tuned, fig, tune_items, path)
-    bot.settings.__dict__.update(tuned.__dict__)
+        bot.settings.__dict__.update(tuned.__dict__)
     try:
         urgency, cv = tune_urgency(bot, tune_items, test_items=test_items)
     except ValueError as exc:
@@ -587,7 +582,7 @@ def cmd_tune(args) -> int:
         print("\n(dry run: nothing saved)")
         return 0
     if not args.safety_only:
-        tuned.save(bot.paths.settings)
+        bot.settings.save(bot.paths.settings)
         print(f"\nsaved to {bot.paths.settings}")
     if urgency is not None:
         urgency.save(model_path(bot.paths.safety))

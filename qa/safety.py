@@ -251,8 +251,8 @@ class SafetyRules:
         found = self.urgency.predict(encoded, skip=negated | self._model_skip)
         if found is None:
             return None
-        cat = next((c for c in self.categories if c.id == found[0]), None)
-        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}") if cat else None
+        cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
+        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}")
 
     def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if not len(self._urgent_vecs):

@@ -144,7 +144,7 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     assert bot.ask(text).safety is None
 
 
-# Phrasings from a fresh tuning set (corpus/eval/upper_back_tune4/5.jsonl) that the rules missed or
+# Phrasings from the fresh tuning sets (corpus/eval/upper_back_tune4-7.jsonl) that the rules missed or
 # over-pinned before, rewritten here in other words so the tests are not the labelled set.
 @pytest.mark.parametrize("text, category", [
     ("been thinking about ending it all, this pain never stops", "self_harm"),
@@ -158,33 +158,8 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("my dad's speech is slurred and he can't lift his right arm", "neuro"),
     ("somebody hit me across the back with a bat", "injury"),
     ("temp of 39.4 and my upper back aches", "fever"),
-])
-def test_more_urgent_phrasings_are_pinned(bot, text, category):
-    hit = bot.ask(text).safety
-    assert hit is not None and hit.category == category, (text, hit)
-
-
-@pytest.mark.parametrize("text", [
-    "I fell off my bike as a kid, why does my upper back ache now?",  # calm context: long past
-    "passed out once at a festival years back, totally fine ever since",
-    "my mate broke his collarbone last month, recovering fine. ice or heat for my upper back?",
-    "how do I avoid falling over during a side plank",
-    "what are the warning signs of a stroke",
-    "what do I do if I ever get chest pain at the gym? asking in advance",
-    "the stock market crashed again today",
-    "foot went numb from sitting cross-legged, my upper back is stiff too",
-    "I do a lot of shoveling at work and my upper back hurts",  # not corrected to "shivering"
-    "I wanted to die of embarrassment when my shoulder blades stuck out",
-    "chest pressure exercises at the gym hurt my chest muscles",
-])
-def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
-    assert bot.ask(text).safety is None, text
-
-
-# Kinds of message the rules missed in two later fresh tuning sets (upper_back_tune6/7.jsonl), rewritten
-# here in other words: heart attack without the word "chest", stroke signs, indirect self-harm, bleeding,
-# too much medicine, kidney infection, pain scales.
-@pytest.mark.parametrize("text, category", [
+    # from the later fresh sets (upper_back_tune6/7.jsonl), in other words: heart attack without the word
+    # "chest", stroke signs, indirect self-harm, bleeding, too much medicine, kidney infection, pain scales
     ("my left arm and jaw are aching and I'm all clammy and nauseous", "chest_pain"),
     ("cold sweat, feel sick, and my left arm feels heavy", "chest_pain"),
     ("my wife is clutching her chest and can't talk", "chest_pain"),
@@ -211,12 +186,24 @@ def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     ("crushing chest pain and couldn't breathe in the game today", "chest_pain"),
     ("the feeling in my left arm has gone now and my chest is tight", "chest_pain"),
 ])
-def test_urgent_phrasings_without_the_obvious_words_are_pinned(bot, text, category):
+def test_more_urgent_phrasings_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
     assert hit is not None and hit.category == category, (text, hit)
 
 
 @pytest.mark.parametrize("text", [
+    "I fell off my bike as a kid, why does my upper back ache now?",  # calm context: long past
+    "passed out once at a festival years back, totally fine ever since",
+    "my mate broke his collarbone last month, recovering fine. ice or heat for my upper back?",
+    "how do I avoid falling over during a side plank",
+    "what are the warning signs of a stroke",
+    "what do I do if I ever get chest pain at the gym? asking in advance",
+    "the stock market crashed again today",
+    "foot went numb from sitting cross-legged, my upper back is stiff too",
+    "I do a lot of shoveling at work and my upper back hurts",  # not corrected to "shivering"
+    "I wanted to die of embarrassment when my shoulder blades stuck out",
+    "chest pressure exercises at the gym hurt my chest muscles",
+    # from the later fresh sets (upper_back_tune6/7.jsonl), in other words
     "I'm nervous about hurting myself during the ostrich exercise",
     "cut myself shaving this morning, anyway how do I fix my posture",
     "tore my hamstring last season, all fine, what helps my upper back",
@@ -240,7 +227,7 @@ def test_urgent_phrasings_without_the_obvious_words_are_pinned(bot, text, catego
     "scale of 1 to 10 it's a 2, I'm 29",
     "should I use hot and cold therapy?",
 ])
-def test_more_calm_contexts_are_not_pinned(bot, text):
+def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None, (text, bot.ask(text).safety)
 
 
