@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import RetrievalSettings, project_root
 from .index import OUT_OF_SCOPE
-from .corpus import Corpus, read_text
+from .corpus import Corpus, normalize_question, read_text
 from .errors import CorpusError, QAError
 from .textnorm import clean
 from .urgency import UrgencyModel, model_path
@@ -402,7 +402,7 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
     labelled with its safety category (or not urgent). Tuning messages whose text is also in the test
     part are left out, so the test figures stay unseen. Returns (model, cross-validated figures)."""
     def key(it):
-        return " ".join(clean(it.question).lower().split())
+        return normalize_question(clean(it.question))  # the corpus's own test for a repeated question
     known = {c.id for c in bot.rules.categories}
     unknown = sorted({it.safety for it in tune_items if it.safety and it.safety not in known})
     if unknown:
