@@ -86,17 +86,26 @@ CSS = """
 # then hide its start, and with it a pinned safety banner: once Gradio has scrolled
 # (it waits ~300 ms), bring the start of the latest reply back into view.
 SHOW_REPLY_START_JS = """
-() => setTimeout(() => {
-  const box = document.querySelector('#chat .bubble-wrap');
-  const rows = document.querySelectorAll('#chat .message-row.bot-row');
-  if (!box || !rows.length) return;
-  const top = rows[rows.length - 1].getBoundingClientRect().top - box.getBoundingClientRect().top;
-  if (top < 0) box.scrollTop += top - 8;
-}, 600)
+() => {
+  clearTimeout(window.qaShowStart);
+  window.qaShowStart = setTimeout(() => {
+    const box = document.querySelector('#chat .bubble-wrap');
+    const rows = document.querySelectorAll('#chat .message-row.bot-row');
+    if (!box || !rows.length) return;
+    const top = rows[rows.length - 1].getBoundingClientRect().top - box.getBoundingClientRect().top;
+    if (top < 0) box.scrollTop += top - 8;
+  }, 600);
+}
 """
-# ...and when a new question goes in, back to the end, so Gradio follows the new turn.
+# ...and when a new question goes in, back to the end, so Gradio follows the new turn. A
+# pending scroll to the previous reply is cancelled: a question asked within those 600 ms
+# would otherwise be scrolled away from, and Gradio only follows a chat left at its end.
 SCROLL_TO_END_JS = """
-() => { const box = document.querySelector('#chat .bubble-wrap'); if (box) box.scrollTop = box.scrollHeight; }
+() => {
+  clearTimeout(window.qaShowStart);
+  const box = document.querySelector('#chat .bubble-wrap');
+  if (box) box.scrollTop = box.scrollHeight;
+}
 """
 
 # --- the chat ----------------------------------------------------------------------

@@ -161,6 +161,24 @@ def test_on_a_phone_a_long_urgent_reply_opens_at_its_banner(chat):
     expect(chat.page.locator("#chat button.option").last).to_be_in_viewport(timeout=5_000)
 
 
+def test_a_question_asked_at_once_after_a_long_reply_is_followed_when_answers_are_slow(chat):
+    from playwright.sync_api import expect
+
+    chat.page.set_viewport_size({"width": 390, "height": 844})
+    chat.ask(ANSWERED)
+    chat.ask(URGENT_WITH_ANSWER)  # taller than the chat: its start is brought back 600 ms later
+
+    def slow(route):  # the next answer takes a second to come (a loaded server, a phone network)
+        time.sleep(1.0)
+        route.continue_()
+
+    chat.page.route("**/queue/join*", slow)
+    # Asked before those 600 ms are up: the pending scroll to the old reply's start must
+    # not pull the chat away from the new turn (Gradio then stops following the chat).
+    chat.ask(OFF_TOPIC)
+    expect(chat.page.locator("#chat button.option").last).to_be_in_viewport(timeout=5_000)
+
+
 def test_html_and_markdown_typed_are_shown_as_text(chat):
     typed = ('<img src=x onerror="window.__xss=1"> <b id="injected">bold</b> **stars** '
              "<style>body{display:none}</style> [link](http://example.com) # not a heading")
