@@ -13,20 +13,17 @@ messages the model had not been trained on raised at most ``max_false_alarms`` f
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CorpusError
-from .io import atomic_write_text
+from .linear import NONE, LinearModel, fit_logistic, logistic, now
 
 logger = logging.getLogger(__name__)
 
-NOT_URGENT = ""
+NOT_URGENT = NONE
 #: Fewer urgent examples than this and `qa tune` does not fit a model (it would only add noise).
 MIN_URGENT = 20
 
@@ -37,25 +34,12 @@ def model_path(rules_path: str | Path) -> Path:
 
 
 @dataclass
-class UrgencyModel:
-    model: str  # the encoder it was trained with (its vectors mean nothing to another)
-    classes: list[str]  # NOT_URGENT first, then category ids
-    coef: np.ndarray  # (classes, dimension)
-    intercept: np.ndarray  # (classes,)
-    threshold: float  # pin when P(urgent) is at least this
-    trained_on: int = 0
-    trained_at: str = ""
+class UrgencyModel(LinearModel):
+    """Classes: NOT_URGENT first, then safety category ids."""
 
-    @property
-    def dimension(self) -> int:
-        return int(self.coef.shape[1])
+    threshold: float = 0.99  # pin when P(urgent) is at least this
 
-    def urgency(self, vectors: np.ndarray) -> np.ndarray:
-        """Class probabilities per row: (rows, classes)."""
-        logits = np.asarray(vectors, np.float32) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+    WHAT = "safety model"
 
     def predict(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> tuple[str, float] | None:
         """The category and probability of the most urgent row, if it reaches the threshold.
@@ -66,7 +50,7 @@ class UrgencyModel:
         allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
         if len(vectors) == 0 or not allowed:
             return None
-        p = self.urgency(vectors)[:, allowed]
+        p = self.probabilities(vectors)[:, allowed]
         urgent = p.sum(axis=1)
         row = int(np.argmax(urgent))
         if urgent[row] < self.threshold:
@@ -89,7 +73,6 @@ class UrgencyModel:
             groups: per message, a key for repeated texts (kept in one fold, so none is scored by a
                 model that was trained on it).
         """
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedGroupKFold
 
         x = np.asarray(vectors, np.float32)
@@ -101,7 +84,7 @@ class UrgencyModel:
             raise ValueError(f"{int(is_urgent.sum())} urgent examples; at least {MIN_URGENT} are needed")
 
         def make():
-            return LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+            return logistic(c, class_weight="balanced")
 
         # Out-of-fold P(urgent): what the model says of messages it has not seen.
         held_out = np.zeros(len(y))
@@ -120,38 +103,18 @@ class UrgencyModel:
         cv = {"recall": float((held_out[is_urgent] >= threshold).mean()),
               "false_alarms": float((held_out[~is_urgent] >= threshold).mean()),
               "urgent": int(is_urgent.sum()), "not_urgent": int((~is_urgent).sum())}
-        clf = make().fit(x, y_idx)
-        coef = np.zeros((len(classes), x.shape[1]), np.float32)
-        intercept = np.zeros(len(classes), np.float32)
-        for row, k in enumerate(clf.classes_):
-            coef[k], intercept[k] = clf.coef_[row], clf.intercept_[row]
-        return cls(model, classes, coef, intercept, threshold, len(y),
-                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")), cv
+        coef, intercept = fit_logistic(x, y_idx, len(classes), c, class_weight="balanced")
+        return cls(model=model, classes=classes, coef=coef, intercept=intercept, threshold=threshold,
+                   trained_on=len(y), trained_at=now()), cv
 
     # --- reading and writing ---------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
-        data = {"model": self.model, "dimension": self.dimension, "classes": self.classes,
-                "threshold": self.threshold, "trained_on": self.trained_on, "trained_at": self.trained_at,
-                "intercept": [round(float(v), 6) for v in self.intercept],
-                "coef": [[round(float(v), 6) for v in row] for row in self.coef]}
-        atomic_write_text(Path(path), json.dumps(data, indent=1) + "\n")
+    def _extra(self) -> dict:
+        return {"threshold": self.threshold}
 
     @classmethod
-    def load(cls, path: str | Path) -> "UrgencyModel":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            classes = [str(c) for c in data["classes"]]
-            coef = np.asarray(data["coef"], np.float32)
-            intercept = np.asarray(data["intercept"], np.float32)
-            threshold = float(data["threshold"])
-            trained_on = int(data.get("trained_on", 0))
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise CorpusError(path, f"not a safety model file ({exc}); delete it or run `qa tune` again") from None
-        if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),) \
-                or not classes or classes[0] != NOT_URGENT or not 0.0 < threshold <= 1.0 \
-                or not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
-            raise CorpusError(path, "inconsistent safety model (classes, weights or threshold); run `qa tune` again")
-        return cls(str(data.get("model", "")), classes, coef, intercept, threshold,
-                   trained_on, str(data.get("trained_at", "")))
+    def _read_extra(cls, data: dict) -> dict:
+        threshold = float(data["threshold"])
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold {threshold} is not in (0, 1]")
+        return {"threshold": threshold}

@@ -74,7 +74,7 @@ def test_save_and_load_round_trip(tmp_path):
     model.save(path)
     again = UrgencyModel.load(path)
     assert again.classes == model.classes and again.threshold == model.threshold and again.model == "toy-model"
-    np.testing.assert_allclose(again.urgency(x[:20]), model.urgency(x[:20]), atol=1e-4)
+    np.testing.assert_allclose(again.probabilities(x[:20]), model.probabilities(x[:20]), atol=1e-4)
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left over
 
 
