@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import index as index_mod
+from .classifier import EntryModel, model_path
 from .config import MAX_QUESTION_CHARS, MAX_SAFETY_CHARS, Paths, RetrievalSettings, default_model, resolve_paths
 from .corpus import Corpus, load_faq
 from .embed import Encoder
@@ -76,13 +77,13 @@ class FAQBot:
     """
 
     def __init__(self, corpus: Corpus, bundle: index_mod.Bundle, encoder: Encoder, rules: SafetyRules,
-                 settings: RetrievalSettings, paths: Paths):
+                 settings: RetrievalSettings, paths: Paths, classifier: EntryModel | None = None):
         self.corpus = corpus
         self.encoder = encoder
         self.rules = rules
         self.settings = settings
         self.paths = paths
-        self.retriever = Retriever(corpus, bundle, settings)
+        self.retriever = Retriever(corpus, bundle, settings, classifier)
         self.synonyms = Synonyms(corpus.synonyms)
         corpus_words: set[str] = self.synonyms.words()
         for e in corpus.entries:
@@ -129,7 +130,10 @@ class FAQBot:
                 logger.warning("%s: rebuilding", exc)
         if bundle is None:
             bundle = index_mod.build(faq, encoder, paths.index, retrieval.embed_fields, show_progress=show_progress)
-        bot = cls(faq, bundle, encoder, rules, retrieval, paths)
+        classifier = _classifier(paths.settings, retrieval, faq, encoder)
+        if classifier is None and (retrieval.learned_weight > 0 or retrieval.not_covered_decline < 1):
+            retrieval = retrieval.without_classifier()
+        bot = cls(faq, bundle, encoder, rules, retrieval, paths, classifier)
         # Every FAQ question is a benign example for the safety check; the index has their vectors.
         rules.prepare(encoder, extra_benign=index_mod.question_vectors(bundle, faq, encoder),
                       known_words=bot.known_words, cache_dir=paths.index)
@@ -197,7 +201,8 @@ class FAQBot:
             )
         gap = results.out_of_scope - best.dense  # how much nearer the nearest out-of-scope question is
         if (best.score < s.threshold or gap >= s.out_of_scope_margin
-                or (results.off_topic_phrases and gap >= -s.contrast_margin)):
+                or (results.off_topic_phrases and gap >= -s.contrast_margin)
+                or results.not_covered > s.not_covered_decline):
             return Answer(
                 question, False, "fallback",
                 answer=(f"Sorry, I couldn't find that in the {self.corpus.title}. "
@@ -249,6 +254,22 @@ class FAQBot:
         """Rank entries for a question exactly as :meth:`ask` does (for evaluation and comparisons)."""
         query = self.prepare_query(question)
         return self.retriever.search(query, self.encoder.encode(self.query_texts(query)), k=k, **overrides)
+
+
+def _classifier(settings_path: Path, settings: RetrievalSettings, corpus: Corpus,
+                encoder: Encoder) -> EntryModel | None:
+    """The entry classifier fitted for this FAQ, if there is one and it still fits it."""
+    path = model_path(settings_path)
+    if not path.exists():
+        if settings.learned_weight > 0 or settings.not_covered_decline < 1:
+            logger.warning("%s: missing, though %s was tuned with it; answering without it until `qa tune` "
+                           "fits it again", path, settings_path)
+        return None
+    model = EntryModel.load(path)
+    if why := model.fits([e.id for e in corpus.entries], encoder.name, encoder.dimension):
+        logger.warning("%s: not used, %s; answering without it until `qa tune` fits it again", path, why)
+        return None
+    return model
 
 
 def _suggest(hit: Hit) -> Suggestion:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .errors import ConfigError
@@ -99,7 +99,8 @@ def default_model() -> str:
 class RetrievalSettings:
     """Knobs of retrieval and answering; `qa tune` writes tuned values to the settings file.
 
-    Scores are cosine-like in [0, 1]: ``score = (1 - lexical_weight) * dense + lexical_weight * lexical``.
+    Scores are cosine-like: ``score = (1 - lexical_weight) * dense + lexical_weight * lexical``, plus
+    ``learned_weight * P(entry)`` when the FAQ has a fitted entry classifier.
     """
 
     #: Which texts of an entry get a vector: its question, its alternates, its answer.
@@ -122,6 +123,15 @@ class RetrievalSettings:
     #: A message of several sentences or clauses is also matched clause by clause (the question may be
     #: buried in a story); a clause's similarities count times this (0: whole messages only).
     clause_weight: float = 1.0
+    #: Share of the learned entry classifier's probability added to each entry's score (when `qa tune` has
+    #: fitted one: see :mod:`qa.classifier`).
+    learned_weight: float = 0.0
+    #: Decline when that classifier gives "not covered" more than this probability (1: never).
+    not_covered_decline: float = 1.0
+    #: The threshold and "high" mark tuned for the blend without the classifier: used when it cannot be
+    #: (a FAQ edited since `qa tune`, a deleted model file), so the bot answers as it did before one.
+    threshold_without_classifier: float | None = None
+    high_confidence_without_classifier: float | None = None
     #: Runner-ups within this margin of the best score are offered as suggestions.
     tie_margin: float = 0.04
     #: Score at or above which confidence is "high" (between threshold and this: "medium").
@@ -149,6 +159,14 @@ class RetrievalSettings:
                 continue
             setattr(settings, key, tuple(value) if key == "embed_fields" else value)
         return settings
+
+    def without_classifier(self) -> "RetrievalSettings":
+        """These settings for a bot that has no entry classifier to blend in."""
+        return replace(self, learned_weight=0.0, not_covered_decline=1.0,
+                       threshold=self.threshold if self.threshold_without_classifier is None
+                       else self.threshold_without_classifier,
+                       high_confidence=self.high_confidence if self.high_confidence_without_classifier is None
+                       else self.high_confidence_without_classifier)
 
     def to_dict(self) -> dict:
         data = asdict(self)

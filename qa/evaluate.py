@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from itertools import product
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .classifier import MIN_LABELLED, NOT_COVERED, EntryModel
+from .classifier import model_path as classifier_path
 from .config import RetrievalSettings, project_root
 from .index import OUT_OF_SCOPE
 from .corpus import Corpus, normalize_question, read_text
@@ -218,6 +221,10 @@ class Components:
     bm25: np.ndarray  # raw BM25
     out_of_scope: np.ndarray  # (questions,): nearest out-of-scope question (-1 when none)
     contrast: np.ndarray  # (questions,): shares a phrase no entry uses with that nearest out-of-scope question
+    #: (questions, 1 + entries): the entry classifier's P(not covered), then P(entry) in corpus order
+    #: (zeros without a classifier; held-out probabilities when tuning, see :func:`held_out_learned`).
+    learned: np.ndarray
+    vectors: np.ndarray  # (questions, dimension): each whole message's vector, as the classifier sees it
     items: list[Item] = field(default_factory=list)
     entry_ids: list[str] = field(default_factory=list)
 
@@ -235,7 +242,13 @@ def components(bot, items: list[Item]) -> Components:
         raise QAError("comparisons need a corpus of at most 200,000 vectors")
     # Each question's similarities: the whole message's, or a clause's times clause_weight, whichever is higher.
     sims = np.empty((len(items), b.ntotal), np.float32)
-    for row, vecs in enumerate(_encode_groups(bot.encoder, [bot.query_texts(q) for q in queries])):
+    encoded = _encode_groups(bot.encoder, [bot.query_texts(q) for q in queries])
+    vectors = np.stack([vecs[0] for vecs in encoded]) if encoded else np.zeros((0, bot.encoder.dimension), np.float32)
+    learned = np.zeros((len(items), n + 1), np.float32)
+    if bot.retriever.classifier is not None and len(items):
+        classifier = bot.retriever.classifier
+        learned = classifier.probabilities(vectors)[:, np.r_[0, classifier.columns([e.id for e in bot.corpus.entries])]]
+    for row, vecs in enumerate(encoded):
         block = vecs @ all_vecs.T
         sims[row] = block[0] if len(block) == 1 else np.maximum(block[0], bot.settings.clause_weight * block[1:].max(0))
     for kind in range(4):
@@ -250,8 +263,35 @@ def components(bot, items: list[Item]) -> Components:
         contrast = np.array([bool(bot.retriever.off_topic_phrases(q, int(j))) for j, q in zip(nearest, queries)], bool)
     for row, q in enumerate(queries):
         bm[row] = b.lexical.scores(q, scale=None)
-    return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, contrast, items,
+    return Components(parts[0], parts[1], parts[2], parts[3], bm, decoy, contrast, learned, vectors, items,
                       [e.id for e in bot.corpus.entries])
+
+
+def learned_labels(items: list[Item]) -> list[tuple[str, ...]]:
+    """What the entry classifier learns of each question: the entries that answer it (none: not covered)."""
+    return [it.ids if it.in_scope else () for it in items]
+
+
+def classifier_items(items: list[Item]) -> list[int]:
+    """The questions the entry classifier learns from: in-scope and not-covered ones (urgent messages are
+    the safety check's)."""
+    return [i for i, it in enumerate(items) if it.in_scope or it.off_topic]
+
+
+def held_out_learned(c: Components) -> np.ndarray:
+    """``c.learned`` as a classifier would give it for questions it was not fitted on (see
+    :meth:`EntryModel.held_out`): what tuning must see, or it would trust the classifier too much."""
+    rows = classifier_items(c.items)
+    out = np.zeros_like(c.learned)
+    if rows:
+        picked = [c.items[i] for i in rows]
+        out[rows] = EntryModel.held_out(c.vectors[rows], learned_labels(picked), [NOT_COVERED, *c.entry_ids],
+                                        [it.file for it in picked], [_key(it) for it in picked])
+    return out
+
+
+def _key(item: Item) -> str:
+    return normalize_question(clean(item.question))  # the corpus's own test for a repeated question
 
 
 @dataclass
@@ -265,11 +305,14 @@ class Scored:
     use_out_of_scope: bool
     out_of_scope_margin: float = 0.0
     contrast_margin: float = 0.0
+    not_covered: np.ndarray | None = None  # (questions,) the classifier's P(not covered)
+    not_covered_decline: float = 1.0
 
 
 def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_weight: float,
           lexical_scale: float, use_out_of_scope: bool = True, out_of_scope_margin: float = 0.0,
-          sentence_weight: float = 0.8, contrast_margin: float = 0.0) -> Scored:
+          sentence_weight: float = 0.8, contrast_margin: float = 0.0, learned_weight: float = 0.0,
+          not_covered_decline: float = 1.0) -> Scored:
     dense = np.full(c.question_sim.shape, -1.0, np.float32)
     if "question" in kinds:
         dense = np.maximum(dense, c.question_sim)
@@ -280,8 +323,9 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
     if "sentences" in kinds:
         dense = np.maximum(dense, sentence_weight * c.sentence_sim)
     lex = c.bm25 / (c.bm25 + lexical_scale)
-    scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex
-    return Scored(scores, dense, c.out_of_scope, c.contrast, use_out_of_scope, out_of_scope_margin, contrast_margin)
+    scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex + learned_weight * c.learned[:, 1:]
+    return Scored(scores, dense, c.out_of_scope, c.contrast, use_out_of_scope, out_of_scope_margin, contrast_margin,
+                  c.learned[:, 0], not_covered_decline)
 
 
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
@@ -293,7 +337,7 @@ def score_table(c: Components, s: Scored, threshold: float) -> dict:
 
 
 def _declines(s: Scored, i: int, top: int, threshold: float) -> bool:
-    if s.scores[i, top] < threshold:
+    if s.scores[i, top] < threshold or (s.not_covered is not None and s.not_covered[i] > s.not_covered_decline):
         return True
     if not s.use_out_of_scope:
         return False
@@ -345,36 +389,55 @@ def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 
     return float(candidates[run_[len(run_) // 2]])
 
 
+ALONE = dict(learned_weight=0.0, not_covered_decline=1.0)  # without the entry classifier
 METHODS = {
-    "dense: question only": dict(kinds=("question",), lexical_weight=0.0, use_out_of_scope=False),
-    "dense: question + answer": dict(kinds=("question", "answer"), lexical_weight=0.0, use_out_of_scope=False),
+    "dense: question only": dict(kinds=("question",), lexical_weight=0.0, use_out_of_scope=False, **ALONE),
+    "dense: question + answer": dict(kinds=("question", "answer"), lexical_weight=0.0, use_out_of_scope=False,
+                                     **ALONE),
     "dense: question + alternates + answer + sentences": dict(
-        kinds=("question", "alternates", "answer", "sentences"), lexical_weight=0.0, use_out_of_scope=False),
-    "lexical: bm25s": dict(kinds=(), lexical_weight=1.0, use_out_of_scope=False),
-    "hybrid, no out-of-scope list": dict(use_out_of_scope=False),
+        kinds=("question", "alternates", "answer", "sentences"), lexical_weight=0.0, use_out_of_scope=False, **ALONE),
+    "lexical: bm25s": dict(kinds=(), lexical_weight=1.0, use_out_of_scope=False, **ALONE),
+    "learned: entry classifier alone": dict(kinds=(), lexical_weight=0.0, use_out_of_scope=False, learned_weight=1.0,
+                                            not_covered_decline=1.0),
+    "hybrid, no out-of-scope list": dict(use_out_of_scope=False, **ALONE),
+    "hybrid, no entry classifier": dict(ALONE),
     "hybrid (shipped)": dict(),
 }
+NEEDS_CLASSIFIER = {"learned: entry classifier alone", "hybrid, no entry classifier"}
 
 
 def compare(bot, tune_items: list[Item], test_items: list[Item]) -> list[dict]:
     """Each method with its own threshold chosen on the tuning part, scored on the test part."""
     s = bot.settings
     c_tune, c_test = components(bot, tune_items), components(bot, test_items)
+    if bot.retriever.classifier is not None:
+        c_tune.learned = held_out_learned(c_tune)  # thresholds are chosen as if on unseen questions
     rows = []
     for name, over in METHODS.items():
+        if bot.retriever.classifier is None and name in NEEDS_CLASSIFIER:
+            continue  # nothing learned to show, or the same as shipped
         kw = dict(kinds=over.get("kinds", s.embed_fields), lexical_weight=over.get("lexical_weight", s.lexical_weight),
                   answer_weight=s.answer_weight, lexical_scale=s.lexical_scale,
                   use_out_of_scope=over.get("use_out_of_scope", True), out_of_scope_margin=s.out_of_scope_margin,
-                  sentence_weight=s.sentence_weight, contrast_margin=s.contrast_margin)
+                  sentence_weight=s.sentence_weight, contrast_margin=s.contrast_margin,
+                  learned_weight=over.get("learned_weight", s.learned_weight),
+                  not_covered_decline=over.get("not_covered_decline", s.not_covered_decline))
         threshold = s.threshold if not over else best_threshold(c_tune, blend(c_tune, **kw))
         row = score_table(c_test, blend(c_test, **kw), threshold)
         rows.append({"method": name, **row})
     return rows
 
 
-def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
-    """Grid-search blend weights and the threshold on the tuning part only."""
+def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[RetrievalSettings, dict, EntryModel | None]:
+    """Choose blend weights and the threshold on the tuning part only, and fit the entry classifier.
+
+    First the similarity blend is grid-searched alone; then, on held-out classifier probabilities
+    (:func:`held_out_learned`), the classifier's weight and its "not covered" decline, with the threshold
+    chosen again. The classifier returned is fitted on every tuning question whose text is not also in
+    the test part (None when there are too few labelled questions).
+    """
     c = components(bot, tune_items)
+    c.learned = np.zeros_like(c.learned)  # the grid below must not see a classifier fitted on these questions
     base = bot.settings
     best: tuple | None = None
     grid = product([0.1, 0.2, 0.3, 0.4, 0.5], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0], [-0.02, 0.0, 0.03],
@@ -386,14 +449,45 @@ def tune(bot, tune_items: list[Item]) -> tuple[RetrievalSettings, dict]:
         f = score_table(c, scores, t)
         key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -abs(w - base.lexical_weight))
         if best is None or key > best[0]:
-            best = (key, w, aw, scale, margin, sw, cm, t, f)
-    _, w, aw, scale, margin, sw, cm, t, f = best
-    high = high_confidence(c, blend(c, base.embed_fields, w, aw, scale, True, margin, sw, cm), t)
-    tuned = RetrievalSettings(**{**base.to_dict(), "embed_fields": base.embed_fields, "lexical_weight": w,
-                                 "answer_weight": aw, "lexical_scale": scale, "out_of_scope_margin": margin,
-                                 "sentence_weight": sw, "contrast_margin": cm, "threshold": t,
-                                 "high_confidence": high})
-    return tuned, f
+            best = (key, dict(lexical_weight=w, answer_weight=aw, lexical_scale=scale, out_of_scope_margin=margin,
+                              sentence_weight=sw, contrast_margin=cm, learned_weight=0.0, not_covered_decline=1.0),
+                    t, f)
+    _, weights, t, _ = best
+    alone = {"threshold_without_classifier": t, "high_confidence_without_classifier": high_confidence(
+        c, blend(c, base.embed_fields, use_out_of_scope=True, **weights), t)}
+    classifier = fit_classifier(c, bot.encoder.name, test_items)
+    if classifier is not None:
+        c.learned = held_out_learned(c)
+        learned = None
+        for lw, decline in product([0.05, 0.1, 0.15, 0.2, 0.25, 0.3], [0.6, 0.7, 0.8, 0.9, 1.0]):
+            weights = {**best[1], "learned_weight": lw, "not_covered_decline": decline}
+            scores = blend(c, base.embed_fields, use_out_of_scope=True, **weights)
+            t = best_threshold(c, scores)
+            f = score_table(c, scores, t)
+            key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -lw)
+            if learned is None or key > learned[0]:
+                learned = (key, weights, t, f)
+        if learned[0][:2] > best[0][:2]:  # only if the classifier does better than the blend alone
+            best = learned
+    _, weights, t, f = best
+    high = high_confidence(c, blend(c, base.embed_fields, use_out_of_scope=True, **weights), t)
+    used = weights["learned_weight"] > 0 or weights["not_covered_decline"] < 1
+    tuned = RetrievalSettings(**{**base.to_dict(), "embed_fields": base.embed_fields, **weights, "threshold": t,
+                                 "high_confidence": high, **(alone if used else {
+                                     "threshold_without_classifier": None, "high_confidence_without_classifier": None})})
+    return tuned, f, classifier if used else None
+
+
+def fit_classifier(c: Components, encoder_name: str, test_items: list[Item] = ()) -> EntryModel | None:
+    """The entry classifier fitted on the questions of ``c`` (the tuning part), leaving out texts that are
+    also in the test part; None when there are too few labelled questions."""
+    held = {_key(it) for it in test_items}
+    rows = [i for i in classifier_items(c.items) if _key(c.items[i]) not in held]
+    labelled = sum(c.items[i].in_scope for i in rows)
+    if labelled < MIN_LABELLED:
+        logger.info("%d labelled in-scope questions: no entry classifier (it needs %d)", labelled, MIN_LABELLED)
+        return None
+    return EntryModel.fit(c.vectors[rows], learned_labels([c.items[i] for i in rows]), encoder_name)
 
 
 def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
@@ -401,20 +495,18 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
     """Fit the learned urgency detector on the tuning part: each message's vector as the bot embeds it,
     labelled with its safety category (or not urgent). Tuning messages whose text is also in the test
     part are left out, so the test figures stay unseen. Returns (model, cross-validated figures)."""
-    def key(it):
-        return normalize_question(clean(it.question))  # the corpus's own test for a repeated question
     known = {c.id for c in bot.rules.categories}
     unknown = sorted({it.safety for it in tune_items if it.safety and it.safety not in known})
     if unknown:
         logger.warning("labels name categories the rules do not have, left out of the safety model: %s",
                        ", ".join(unknown))
-    held = {key(it) for it in test_items}
-    items = [it for it in tune_items if (not it.safety or it.safety in known) and key(it) not in held]
+    held = {_key(it) for it in test_items}
+    items = [it for it in tune_items if (not it.safety or it.safety in known) and _key(it) not in held]
     # Per message, what the bot embeds for the check: the prepared message, then its clauses.
     encoded = _encode_groups(bot.encoder, [[bot.prepare_query(clean(it.question)) or it.question,
                                             *bot.rules.meaning_pieces(clean(it.question))] for it in items])
     return UrgencyModel.fit(np.stack([v[0] for v in encoded]), [it.safety or "" for it in items], bot.encoder.name,
-                            max_false_alarms, pieces=[v[1:] for v in encoded], groups=[key(it) for it in items])
+                            max_false_alarms, pieces=[v[1:] for v in encoded], groups=[_key(it) for it in items])
 
 
 def _encode_groups(encoder, groups: list[list[str]]) -> list[np.ndarray]:
@@ -559,15 +651,22 @@ def cmd_tune(args) -> int:
     test_items = load_labelled(path, bot.corpus, "test")
     before = metrics(run(bot, test_items))
     if not args.safety_only:
-        tuned, fig = tune(bot, tune_items)
+        tuned, fig, classifier = tune(bot, tune_items, test_items)
         _print_tuned(tuned, fig, tune_items, path)
         bot.settings.__dict__.update(tuned.__dict__)
-    try:
-        urgency, cv = tune_urgency(bot, tune_items, test_items=test_items)
-    except ValueError as exc:
-        urgency = None
-        print(f"  safety model not fitted: {exc}")
+        bot.retriever.use_classifier(classifier)
+    own_faq = bot.paths.corpus.resolve() != (project_root() / "corpus" / "faq").resolve()
+    if own_faq and not (args.safety or os.environ.get("QA_SAFETY")):
+        urgency = None  # another FAQ's labels must not replace the safety model of the default rules
+        print(f"  safety model left as it is: {bot.paths.safety} are the default rules; pass --safety with a "
+              "copy of them to fit a model on this FAQ's labels")
     else:
+        try:
+            urgency, cv = tune_urgency(bot, tune_items, test_items=test_items)
+        except ValueError as exc:
+            urgency = None
+            print(f"  safety model not fitted: {exc}")
+    if urgency is not None:
         print(f"  safety model: {len(urgency.classes) - 1} categories, threshold {urgency.threshold:.2f}; "
               f"cross-validated on the tuning part: {_pct(cv['recall']).strip()} of {cv['urgent']} urgent "
               f"pinned by it, {_pct(cv['false_alarms']).strip()} false alarms on {cv['not_urgent']} others")
@@ -584,6 +683,13 @@ def cmd_tune(args) -> int:
     if not args.safety_only:
         bot.settings.save(bot.paths.settings)
         print(f"\nsaved to {bot.paths.settings}")
+        learned = classifier_path(bot.paths.settings)
+        if bot.retriever.classifier is not None:
+            bot.retriever.classifier.save(learned)
+            print(f"saved to {learned}")
+        elif learned.exists():
+            learned.unlink()  # fitted for settings that no longer use it
+            print(f"removed {learned} (the tuned settings do not use an entry classifier)")
     if urgency is not None:
         urgency.save(model_path(bot.paths.safety))
         print(f"saved to {model_path(bot.paths.safety)}")
@@ -592,8 +698,10 @@ def cmd_tune(args) -> int:
 
 def _print_tuned(tuned, fig, tune_items, path) -> None:
     print(f"tuned on {len(tune_items)} questions of {_names(path)}: lexical_weight={tuned.lexical_weight}, "
-          f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}")
-    print(f"  on the tuning part: top-1 {_pct(fig['top1'])}, off-topic declined {_pct(fig['off_topic_declined'])}")
+          f"answer_weight={tuned.answer_weight}, lexical_scale={tuned.lexical_scale}, threshold={tuned.threshold}, "
+          f"learned_weight={tuned.learned_weight}, not_covered_decline={tuned.not_covered_decline}")
+    print(f"  on the tuning part (entry classifier held out): top-1 {_pct(fig['top1'])}, "
+          f"off-topic declined {_pct(fig['off_topic_declined'])}, in-scope declined {_pct(fig['in_scope_declined'])}")
 
 
 def plot(bot, outcomes: list[Outcome], path: Path) -> None:

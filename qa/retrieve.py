@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .classifier import EntryModel
 from .config import RetrievalSettings
 from .corpus import Corpus, Entry
 from .index import KINDS, OUT_OF_SCOPE, Bundle
@@ -31,6 +32,8 @@ class Results(NamedTuple):
     #: Two-word phrases the message shares with that nearest out-of-scope question and that no entry
     #: uses ("lower back" in an upper-back FAQ): a sign the message is about the other topic.
     off_topic_phrases: tuple[str, ...] = ()
+    #: The entry classifier's probability that the FAQ does not cover the message (0 without one).
+    not_covered: float = 0.0
 
 
 class Retriever:
@@ -40,14 +43,22 @@ class Retriever:
         corpus: the entries, in the order the bundle was built from.
         bundle: the loaded index bundle.
         settings: weights of the blend.
+        classifier: the entry classifier fitted by `qa tune` for these entries, if any.
     """
 
-    def __init__(self, corpus: Corpus, bundle: Bundle, settings: RetrievalSettings):
+    def __init__(self, corpus: Corpus, bundle: Bundle, settings: RetrievalSettings,
+                 classifier: EntryModel | None = None):
         self.corpus = corpus
         self.bundle = bundle
         self.settings = settings
+        self.use_classifier(classifier)
         self._first_decoy = bundle.ntotal - len(corpus.out_of_scope)
         self._decoy_phrases = foreign_phrases(corpus.out_of_scope, set(bundle.lexical.bm25.vocab_dict))
+
+    def use_classifier(self, classifier: EntryModel | None) -> None:
+        """Blend in this entry classifier from now on (None: none); it must fit the corpus's entries."""
+        self._columns = classifier.columns([e.id for e in self.corpus.entries]) if classifier else None
+        self.classifier = classifier
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
                lexical_weight: float | None = None) -> Results:
@@ -68,11 +79,20 @@ class Retriever:
         dense, (decoy, nearest) = self._dense(vector, kinds)
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
         blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
+        not_covered = 0.0
+        if self.classifier is not None:
+            learned = self.learned(vector)
+            not_covered = float(learned[0])
+            blend = blend + np.float32(s.learned_weight) * learned[self._columns]
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
         hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
-        return Results(hits, decoy, self.off_topic_phrases(text, nearest))
+        return Results(hits, decoy, self.off_topic_phrases(text, nearest), not_covered)
+
+    def learned(self, vector: np.ndarray) -> np.ndarray:
+        """The classifier's probabilities for the whole message (the first row), in its class order."""
+        return self.classifier.probabilities(np.atleast_2d(vector)[:1])[0].astype(np.float32)
 
     def off_topic_phrases(self, text: str, nearest: int) -> tuple[str, ...]:
         """The phrases of out-of-scope question number ``nearest`` that no entry uses and ``text`` has."""

@@ -503,3 +503,37 @@ def test_eval_without_a_labelled_set_says_how_to_pass_one(capsys, work):
     code, out, err = run(capsys, "eval", *work.paths)
     assert (code, out) == (1, "")
     assert err == "qa: error: no labelled set found: pass --labels FILE.jsonl (see README, 'Evaluating')\n"
+
+
+def _labelled_sample(kinds: dict[str, int]) -> list[dict]:
+    """The first questions of each kind from a committed labelled file (in-scope, not covered, urgent)."""
+    rows = [json.loads(line) for line in (CORPUS.parent / "eval" / "upper_back_tune6.jsonl").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    def kind(r):
+        return "urgent" if r.get("safety") else "in_scope" if r["ids"] else "not_covered"
+    out = []
+    for k, n in kinds.items():
+        out += [dict(r, split="tune") for r in rows if kind(r) == k][:n]
+    return out
+
+
+@pytest.mark.slow  # a full grid search: about 100 s
+def test_tune_on_your_own_faq_writes_its_settings_and_classifier_and_leaves_the_default_safety_model(
+        capsys, work, tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_HOME", str(tmp_path))
+    (tmp_path / "corpus").mkdir()
+    shutil.copy(SAFETY, tmp_path / "corpus" / "safety.yaml")  # the default rules of this QA_HOME
+    labels = write_labels(tmp_path / "labels.jsonl", _labelled_sample({"in_scope": 60, "not_covered": 20, "urgent": 25})
+                          + [dict(LABELS[0], split="test"), dict(LABELS[4], split="test")])
+    settings = tmp_path / "my.settings.json"
+    code, out, err = run(capsys, "tune", "--labels", labels, "--corpus", work.faq, "--index", work.idx,
+                         "--settings", settings)
+    assert code == 0, err
+    assert "safety model left as it is" in out and not (tmp_path / "corpus" / "safety.model.json").exists()
+    tuned = RetrievalSettings.load(settings)
+    assert "not_covered_decline" in out and (tmp_path / "my.settings.model.json").exists() == (
+        tuned.learned_weight > 0 or tuned.not_covered_decline < 1)
+    assert 0 < tuned.threshold < 1
+    code, out, err = run(capsys, "ask", "--json", "--corpus", work.faq, "--index", work.idx, "--settings", settings,
+                         "How do you strengthen your upper back?")
+    assert (code, err) == (0, "") and json.loads(out)["entry_id"] == STRENGTHEN_ID
