@@ -594,6 +594,9 @@ def cmd_eval(args) -> int:
                           "metrics": m, "misses": missed}, indent=2, ensure_ascii=False))
         return 0
     print(format_metrics(m, path, args.split))
+    if args.split != "test" and (bot.retriever.classifier is not None or bot.rules.urgency is not None):
+        print("note: the entry classifier and the safety model were fitted on the tune split, so these figures "
+              "flatter them; qa tune prints held-out ones")
     if missed:
         print(f"\nMisses ({len(missed)}; file:line: question -> expected / got, score):")
         for miss in missed[: args.misses]:

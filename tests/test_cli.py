@@ -537,3 +537,12 @@ def test_tune_on_your_own_faq_writes_its_settings_and_classifier_and_leaves_the_
     code, out, err = run(capsys, "ask", "--json", "--corpus", work.faq, "--index", work.idx, "--settings", settings,
                          "How do you strengthen your upper back?")
     assert (code, err) == (0, "") and json.loads(out)["entry_id"] == STRENGTHEN_ID
+
+
+def test_eval_on_the_tune_split_says_its_figures_flatter_the_learned_models(capsys, work, tmp_path):
+    labels = write_labels(tmp_path / "labels.jsonl", LABELS)
+    code, out, err = run(capsys, "eval", "--labels", labels, *work.paths)
+    assert (code, err) == (0, "") and "flatter" not in out
+    code, out, err = run(capsys, "eval", "--split", "tune", "--labels", labels, *work.paths)
+    assert (code, err) == (0, "")
+    assert "split 'tune'" in out and "fitted on the tune split, so these figures flatter them" in out
