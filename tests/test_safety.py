@@ -185,6 +185,13 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("I can't pretend this crushing chest pain is nothing", "chest_pain"),
     ("crushing chest pain and couldn't breathe in the game today", "chest_pain"),
     ("the feeling in my left arm has gone now and my chest is tight", "chest_pain"),
+    # from the fresh set upper_back_tune9.jsonl, in other words: a collapse without the word, blood
+    # coughed up, a temperature written before the word, meningitis-like signs
+    ("my flatmate slumped to the ground and she's not responding", "fainting"),
+    ("grandad won't wake up and he's breathing oddly", "fainting"),
+    ("I keep coughing up dark red blood", "breathing"),
+    ("39.5 degree fever and my back is killing me", "fever"),
+    ("stiff neck and a rash and my upper back hurts", "fever"),
 ])
 def test_more_urgent_phrasings_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
@@ -226,6 +233,13 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     "my left side is weak compared to my right when doing rows",
     "scale of 1 to 10 it's a 2, I'm 29",
     "should I use hot and cold therapy?",
+    # from upper_back_tune9.jsonl, in other words
+    "that escape room gave me a heart attack lol",
+    "my grandad had a heart attack at 70, how do I keep my own back healthy?",
+    "saw a documentary where a runner collapses at the finish line",
+    "I couldn't breathe from laughing at that video",
+    "my laptop is unresponsive again",
+    "I get down on the floor to do planks every morning",
 ])
 def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None, (text, bot.ask(text).safety)
