@@ -12,7 +12,7 @@ from .classifier import EntryModel, model_path
 from .config import MAX_QUESTION_CHARS, MAX_SAFETY_CHARS, Paths, RetrievalSettings, default_model, resolve_paths
 from .corpus import Corpus, load_faq
 from .embed import Encoder
-from .errors import IndexBundleError
+from .errors import CorpusError, IndexBundleError
 from .retrieve import Hit, Results, Retriever
 from .safety import SafetyHit, SafetyRules
 from .textnorm import SpellFixer, Synonyms, clauses, clean, has_letters, latin_share, words
@@ -131,7 +131,7 @@ class FAQBot:
         if bundle is None:
             bundle = index_mod.build(faq, encoder, paths.index, retrieval.embed_fields, show_progress=show_progress)
         classifier = _classifier(paths.settings, retrieval, faq, encoder)
-        if classifier is None and (retrieval.learned_weight > 0 or retrieval.not_covered_decline < 1):
+        if classifier is None and retrieval.uses_classifier:
             retrieval = retrieval.without_classifier()
         bot = cls(faq, bundle, encoder, rules, retrieval, paths, classifier)
         # Every FAQ question is a benign example for the safety check; the index has their vectors.
@@ -261,11 +261,15 @@ def _classifier(settings_path: Path, settings: RetrievalSettings, corpus: Corpus
     """The entry classifier fitted for this FAQ, if there is one and it still fits it."""
     path = model_path(settings_path)
     if not path.exists():
-        if settings.learned_weight > 0 or settings.not_covered_decline < 1:
+        if settings.uses_classifier:
             logger.warning("%s: missing, though %s was tuned with it; answering without it until `qa tune` "
                            "fits it again", path, settings_path)
         return None
-    model = EntryModel.load(path)
+    try:
+        model = EntryModel.load(path)
+    except CorpusError as exc:  # the bot answers without it: it is an aid, not a part
+        logger.warning("%s; answering without it", exc)
+        return None
     if why := model.fits([e.id for e in corpus.entries], encoder.name, encoder.dimension):
         logger.warning("%s: not used, %s; answering without it until `qa tune` fits it again", path, why)
         return None

@@ -60,10 +60,12 @@ class EntryModel(LinearModel):
         return np.array([position[e] for e in entry_ids], np.intp)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, labels: Sequence[Sequence[str]], model: str, c: float = C) -> "EntryModel":
+    def fit(cls, vectors: np.ndarray, labels: Sequence[Sequence[str]], model: str, entry_ids: Sequence[str],
+            c: float = C) -> "EntryModel":
         """Fit on one vector per question, labelled with the ids of the entries that answer it (none: the
-        FAQ does not cover it). A question answered by several entries counts for each with a share."""
-        classes = [NOT_COVERED] + sorted({i for ids in labels for i in ids})
+        FAQ does not cover it). A question answered by several entries counts for each with a share.
+        Every entry of ``entry_ids`` is a class; one no question names is never predicted."""
+        classes = [NOT_COVERED, *entry_ids]
         x, y, w = _rows(np.asarray(vectors, np.float32), labels, classes)
         if (y > 0).sum() < MIN_LABELLED:
             raise ValueError(f"{int((y > 0).sum())} labelled in-scope questions; at least {MIN_LABELLED} are needed")
@@ -80,19 +82,27 @@ class EntryModel(LinearModel):
         from sklearn.model_selection import GroupKFold
 
         x = np.asarray(vectors, np.float32)
-        names = np.asarray(files)
-        if len(set(files)) >= 3:
-            folds = [names == f for f in sorted(set(files))]
-        else:
+        names, keys = np.asarray(files), np.asarray(texts)
+        folds = [names == f for f in sorted(set(files))]
+        if len(folds) < 3 or not all(_classes(labels, ~held) >= 2 for held in folds):
+            # Few files, or files of one kind each (all in-scope questions in one): five folds instead.
             splits = GroupKFold(n_splits=min(5, len(set(texts)))).split(x, groups=list(texts))
             folds = [np.isin(np.arange(len(x)), test) for _, test in splits]
         out = np.zeros((len(x), len(classes)))
         for held in folds:
-            train = np.flatnonzero(~held)
+            # A text repeated in another file is left out of training too: it would be seen already.
+            train = np.flatnonzero(~held & ~np.isin(keys, keys[held]))
+            if _classes([labels[i] for i in train], np.ones(len(train), bool)) < 2:
+                continue  # nothing to learn from: these questions keep probability 0 everywhere
             xs, y, w = _rows(x[train], [labels[i] for i in train], list(classes))
             clf = logistic(c).fit(xs, y, sample_weight=w)
             out[np.ix_(held, clf.classes_)] = clf.predict_proba(x[held])
         return out
+
+
+def _classes(labels: Sequence[Sequence[str]], rows: np.ndarray) -> int:
+    """How many classes the selected questions name (NOT_COVERED counts as one)."""
+    return len({i for ids, keep in zip(labels, rows) if keep for i in (ids or [NOT_COVERED])})
 
 
 def _rows(x: np.ndarray, labels: Sequence[Sequence[str]], classes: list[str]):

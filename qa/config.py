@@ -158,7 +158,18 @@ class RetrievalSettings:
                 logger.warning("%s: ignoring unknown setting %r", path, key)
                 continue
             setattr(settings, key, tuple(value) if key == "embed_fields" else value)
+        for f in fields(cls):
+            value = getattr(settings, f.name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            optional = f.name.endswith("_without_classifier")
+            if f.name != "embed_fields" and not (number or (optional and value is None)):
+                raise ConfigError(f"{path}: setting {f.name!r} must be a number, not {value!r}. Fix or delete the file.")
         return settings
+
+    @property
+    def uses_classifier(self) -> bool:
+        """Whether these settings blend in an entry classifier (see :mod:`qa.classifier`)."""
+        return self.learned_weight > 0 or self.not_covered_decline < 1
 
     def without_classifier(self) -> "RetrievalSettings":
         """These settings for a bot that has no entry classifier to blend in."""

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
@@ -35,6 +34,11 @@ from .urgency import UrgencyModel, model_path
 logger = logging.getLogger(__name__)
 
 SPLITS = ("tune", "test", "all")
+#: How many of the best blends without the classifier `qa tune` tries the classifier with.
+LEARNED_CANDIDATES = 8
+#: What `qa eval` says of figures on questions the learned models were fitted on.
+IN_SAMPLE = ("the entry classifier and the safety model were fitted on the tune split, so these figures "
+             "flatter them; qa tune prints held-out ones")
 
 
 @dataclass(frozen=True)
@@ -439,7 +443,7 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
     c = components(bot, tune_items)
     c.learned = np.zeros_like(c.learned)  # the grid below must not see a classifier fitted on these questions
     base = bot.settings
-    best: tuple | None = None
+    tried = []  # (key, weights, threshold, figures) of every blend
     grid = product([0.1, 0.2, 0.3, 0.4, 0.5], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0], [-0.02, 0.0, 0.03],
                    [0.7, 0.8, 0.9] if "sentences" in base.embed_fields else [base.sentence_weight],
                    [0.0, 0.1, 0.15, 0.2])
@@ -448,34 +452,41 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
         t = best_threshold(c, scores)
         f = score_table(c, scores, t)
         key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -abs(w - base.lexical_weight))
-        if best is None or key > best[0]:
-            best = (key, dict(lexical_weight=w, answer_weight=aw, lexical_scale=scale, out_of_scope_margin=margin,
-                              sentence_weight=sw, contrast_margin=cm, learned_weight=0.0, not_covered_decline=1.0),
-                    t, f)
+        tried.append((key, dict(lexical_weight=w, answer_weight=aw, lexical_scale=scale, out_of_scope_margin=margin,
+                                sentence_weight=sw, contrast_margin=cm, learned_weight=0.0, not_covered_decline=1.0),
+                      t, f))
+    tried.sort(key=lambda row: row[0], reverse=True)
+    best = tried[0]
     _, weights, t, _ = best
     alone = {"threshold_without_classifier": t, "high_confidence_without_classifier": high_confidence(
         c, blend(c, base.embed_fields, use_out_of_scope=True, **weights), t)}
     classifier = fit_classifier(c, bot.encoder.name, test_items)
     if classifier is not None:
+        # The classifier's weight and decline, over the best blends found without it (the best blend
+        # alone is not always the best partner for it).
         c.learned = held_out_learned(c)
         learned = None
-        for lw, decline in product([0.05, 0.1, 0.15, 0.2, 0.25, 0.3], [0.6, 0.7, 0.8, 0.9, 1.0]):
-            weights = {**best[1], "learned_weight": lw, "not_covered_decline": decline}
+        for (_, blend_weights, _, _), lw, decline in product(tried[:LEARNED_CANDIDATES],
+                                                               [0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+                                                               [0.6, 0.7, 0.8, 0.9, 1.0]):
+            weights = {**blend_weights, "learned_weight": lw, "not_covered_decline": decline}
             scores = blend(c, base.embed_fields, use_out_of_scope=True, **weights)
             t = best_threshold(c, scores)
             f = score_table(c, scores, t)
-            key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -lw)
+            # ties go to the lighter touch: a smaller weight, then declining less readily
+            key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -lw, decline)
             if learned is None or key > learned[0]:
                 learned = (key, weights, t, f)
         if learned[0][:2] > best[0][:2]:  # only if the classifier does better than the blend alone
             best = learned
     _, weights, t, f = best
     high = high_confidence(c, blend(c, base.embed_fields, use_out_of_scope=True, **weights), t)
-    used = weights["learned_weight"] > 0 or weights["not_covered_decline"] < 1
     tuned = RetrievalSettings(**{**base.to_dict(), "embed_fields": base.embed_fields, **weights, "threshold": t,
-                                 "high_confidence": high, **(alone if used else {
-                                     "threshold_without_classifier": None, "high_confidence_without_classifier": None})})
-    return tuned, f, classifier if used else None
+                                 "high_confidence": high, "threshold_without_classifier": None,
+                                 "high_confidence_without_classifier": None})
+    if tuned.uses_classifier:
+        tuned = replace(tuned, **alone)
+    return tuned, f, classifier if tuned.uses_classifier else None
 
 
 def fit_classifier(c: Components, encoder_name: str, test_items: list[Item] = ()) -> EntryModel | None:
@@ -487,7 +498,7 @@ def fit_classifier(c: Components, encoder_name: str, test_items: list[Item] = ()
     if labelled < MIN_LABELLED:
         logger.info("%d labelled in-scope questions: no entry classifier (it needs %d)", labelled, MIN_LABELLED)
         return None
-    return EntryModel.fit(c.vectors[rows], learned_labels([c.items[i] for i in rows]), encoder_name)
+    return EntryModel.fit(c.vectors[rows], learned_labels([c.items[i] for i in rows]), encoder_name, c.entry_ids)
 
 
 def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
@@ -579,10 +590,11 @@ def cmd_eval(args) -> int:
     items = load_labelled(path, bot.corpus, args.split)
     if args.compare:
         rows = compare(bot, load_labelled(path, bot.corpus, "tune"), items)
+        note = _in_sample_note(bot, args.split)
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(json.dumps(rows if not note else {"note": note, "methods": rows}, indent=2))
         else:
-            print(format_compare(rows, path, args.split))
+            print(format_compare(rows, path, args.split) + (f"\nnote: {note}" if note else ""))
         return 0
     outcomes = run(bot, items)
     m = metrics(outcomes)
@@ -590,13 +602,15 @@ def cmd_eval(args) -> int:
     if args.plot:
         plot(bot, outcomes, args.plot)
     if args.json:
-        print(json.dumps({"labels": [str(p) for p in path], "split": args.split, "settings": bot.settings.to_dict(),
-                          "metrics": m, "misses": missed}, indent=2, ensure_ascii=False))
+        data = {"labels": [str(p) for p in path], "split": args.split, "settings": bot.settings.to_dict(),
+                "metrics": m, "misses": missed}
+        if note := _in_sample_note(bot, args.split):
+            data["note"] = note
+        print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     print(format_metrics(m, path, args.split))
-    if args.split != "test" and (bot.retriever.classifier is not None or bot.rules.urgency is not None):
-        print("note: the entry classifier and the safety model were fitted on the tune split, so these figures "
-              "flatter them; qa tune prints held-out ones")
+    if note := _in_sample_note(bot, args.split):
+        print(f"note: {note}")
     if missed:
         print(f"\nMisses ({len(missed)}; file:line: question -> expected / got, score):")
         for miss in missed[: args.misses]:
@@ -605,6 +619,11 @@ def cmd_eval(args) -> int:
     if args.plot:
         print(f"\nplot written to {args.plot}")
     return 0
+
+
+def _in_sample_note(bot, split: str) -> str | None:
+    learned = bot.retriever.classifier is not None or bot.rules.urgency is not None
+    return IN_SAMPLE if split != "test" and learned else None
 
 
 def format_metrics(m: dict, path: list[Path], split: str) -> str:
@@ -658,8 +677,9 @@ def cmd_tune(args) -> int:
         _print_tuned(tuned, fig, tune_items, path)
         bot.settings.__dict__.update(tuned.__dict__)
         bot.retriever.use_classifier(classifier)
-    own_faq = bot.paths.corpus.resolve() != (project_root() / "corpus" / "faq").resolve()
-    if own_faq and not (args.safety or os.environ.get("QA_SAFETY")):
+    root = project_root()
+    own_faq = bot.paths.corpus.resolve() != (root / "corpus" / "faq").resolve()
+    if own_faq and bot.paths.safety.resolve() == (root / "corpus" / "safety.yaml").resolve():
         urgency = None  # another FAQ's labels must not replace the safety model of the default rules
         print(f"  safety model left as it is: {bot.paths.safety} are the default rules; pass --safety with a "
               "copy of them to fit a model on this FAQ's labels")

@@ -21,6 +21,8 @@ from .io import atomic_write_text
 
 #: The first class of every model: "none of the others" (not urgent, not covered by the FAQ).
 NONE = ""
+#: The intercept of a class with no training example: its probability is e^-30 of the others'.
+ABSENT = -30.0
 
 
 @dataclass
@@ -75,11 +77,11 @@ class LinearModel:
             extra = cls._read_extra(data)
             trained_on = int(data.get("trained_on", 0))
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise CorpusError(path, f"not a {cls.WHAT} file ({exc}); delete it or run `qa tune` again") from None
+            raise CorpusError(path, f"not a valid {cls.WHAT} file ({exc}); delete it or run `qa tune` again") from None
         if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),) \
                 or not classes or classes[0] != NONE or len(set(classes)) != len(classes) \
                 or not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
-            raise CorpusError(path, f"inconsistent {cls.WHAT} (classes, weights or threshold); run `qa tune` again")
+            raise CorpusError(path, f"inconsistent {cls.WHAT} (classes or weights); run `qa tune` again")
         return cls(model=str(data.get("model", "")), classes=classes, coef=coef, intercept=intercept,
                    trained_on=trained_on, trained_at=str(data.get("trained_at", "")), **extra)
 
@@ -87,10 +89,13 @@ class LinearModel:
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, c: float, sample_weight: np.ndarray | None = None,
                  class_weight: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A multinomial logistic regression of class numbers ``y`` (0..n_classes-1) on ``x``: the weights of
-    every class, a class absent from ``y`` getting zeros."""
+    every class. A class absent from ``y`` is never predicted (zero weights, intercept ABSENT), as a model
+    that never saw it would not."""
+    if len(set(np.asarray(y).tolist())) < 2:
+        raise ValueError("the labels name a single class; a classifier needs at least two")
     clf = logistic(c, class_weight).fit(x, y, sample_weight=sample_weight)
     coef = np.zeros((n_classes, x.shape[1]), np.float32)
-    intercept = np.zeros(n_classes, np.float32)
+    intercept = np.full(n_classes, ABSENT, np.float32)
     for row, k in enumerate(clf.classes_):
         coef[k], intercept[k] = clf.coef_[row], clf.intercept_[row]
     return coef, intercept

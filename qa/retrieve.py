@@ -55,10 +55,14 @@ class Retriever:
         self._first_decoy = bundle.ntotal - len(corpus.out_of_scope)
         self._decoy_phrases = foreign_phrases(corpus.out_of_scope, set(bundle.lexical.bm25.vocab_dict))
 
+    @property
+    def classifier(self) -> EntryModel | None:
+        return self._learned[0] if self._learned else None
+
     def use_classifier(self, classifier: EntryModel | None) -> None:
         """Blend in this entry classifier from now on (None: none); it must fit the corpus's entries."""
-        self._columns = classifier.columns([e.id for e in self.corpus.entries]) if classifier else None
-        self.classifier = classifier
+        # One attribute, swapped whole: a search running meanwhile sees the old pair or the new one.
+        self._learned = (classifier, classifier.columns([e.id for e in self.corpus.entries])) if classifier else None
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
                lexical_weight: float | None = None) -> Results:
@@ -80,19 +84,16 @@ class Retriever:
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
         blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
         not_covered = 0.0
-        if self.classifier is not None:
-            learned = self.learned(vector)
-            not_covered = float(learned[0])
-            blend = blend + np.float32(s.learned_weight) * learned[self._columns]
+        if learned := self._learned:
+            model, columns = learned
+            p = model.probabilities(np.atleast_2d(vector)[:1])[0].astype(np.float32)  # the whole message
+            not_covered = float(p[0])
+            blend = blend + np.float32(s.learned_weight) * p[columns]
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
         hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
         return Results(hits, decoy, self.off_topic_phrases(text, nearest), not_covered)
-
-    def learned(self, vector: np.ndarray) -> np.ndarray:
-        """The classifier's probabilities for the whole message (the first row), in its class order."""
-        return self.classifier.probabilities(np.atleast_2d(vector)[:1])[0].astype(np.float32)
 
     def off_topic_phrases(self, text: str, nearest: int) -> tuple[str, ...]:
         """The phrases of out-of-scope question number ``nearest`` that no entry uses and ``text`` has."""

@@ -165,11 +165,15 @@ def test_a_question_asked_at_once_after_a_long_reply_is_followed_when_answers_ar
     from playwright.sync_api import expect
 
     chat.page.set_viewport_size({"width": 390, "height": 844})
+    # The page brings a tall reply's start back 600 ms after it; here 2 s, so that the next question
+    # surely goes in before that (as a quick typist's would), however slow this machine.
+    chat.page.evaluate("""() => { const later = window.setTimeout;
+        window.setTimeout = (f, ms, ...rest) => later(f, ms === 600 ? 2000 : ms, ...rest); }""")
     chat.ask(ANSWERED)
-    chat.ask(URGENT_WITH_ANSWER)  # taller than the chat: its start is brought back 600 ms later
+    chat.ask(URGENT_WITH_ANSWER)  # taller than the chat
 
-    def slow(route):  # the next answer takes a second to come (a loaded server, a phone network)
-        time.sleep(1.0)
+    def slow(route):  # the next answer takes 4 s to come (a loaded server, a phone network)
+        time.sleep(4.0)
         route.continue_()
 
     chat.page.route("**/queue/join*", slow)

@@ -39,7 +39,7 @@ def _data(seed=0, per_class=40):
 
 def test_fit_learns_which_entry_answers_and_what_is_not_covered():
     x, labels = _data()
-    model = EntryModel.fit(x, labels, "toy-model")
+    model = EntryModel.fit(x, labels, "toy-model", ENTRIES)
     assert model.classes == [NOT_COVERED, *ENTRIES] and model.trained_on == len(labels)
     fresh, truth = _data(seed=1)
     p = model.probabilities(fresh)
@@ -52,16 +52,30 @@ def test_fit_learns_which_entry_answers_and_what_is_not_covered():
 def test_a_question_answered_by_two_entries_counts_for_both():
     x, labels = _data()
     both = _unit(np.eye(DIM)[1] + np.eye(DIM)[2])
-    model = EntryModel.fit(np.vstack([x, np.repeat(both[None], 30, axis=0)]), labels + [("a", "b")] * 30, "toy")
+    model = EntryModel.fit(np.vstack([x, np.repeat(both[None], 30, axis=0)]), labels + [("a", "b")] * 30, "toy", ENTRIES)
     p = model.probabilities(both)[0]
     a, b = model.classes.index("a"), model.classes.index("b")
     assert abs(p[a] - p[b]) < 0.1 and p[a] + p[b] > 0.8
 
 
+def test_an_entry_no_question_names_is_a_class_that_is_never_predicted():
+    x, labels = _data()
+    model = EntryModel.fit(x, labels, "toy", [*ENTRIES, "d"])
+    assert model.classes == [NOT_COVERED, *ENTRIES, "d"]
+    assert model.probabilities(x)[:, -1].max() < 1e-9  # as the held-out probabilities have it: 0
+    assert model.fits([*ENTRIES, "d"], "toy", DIM) is None
+
+
+def test_labels_of_a_single_class_fit_no_classifier():
+    x, labels = _data()
+    with pytest.raises(ValueError, match="single class"):
+        EntryModel.fit(x[40:80], labels[40:80], "toy", ENTRIES)
+
+
 def test_too_few_labelled_questions_fit_no_classifier():
     x, labels = _data(per_class=8)
     with pytest.raises(ValueError, match="at least"):
-        EntryModel.fit(x, labels, "toy")
+        EntryModel.fit(x, labels, "toy", ENTRIES)
 
 
 def test_held_out_probabilities_come_from_models_that_did_not_see_the_question():
@@ -73,7 +87,30 @@ def test_held_out_probabilities_come_from_models_that_did_not_see_the_question()
     in_c = [i for i, ids in enumerate(labels) if ids == ("c",)]
     assert p[in_c, classes.index("c")].max() == 0.0
     # ... while a model fitted on everything knows it well.
-    assert EntryModel.fit(x, labels, "toy").probabilities(x[in_c])[:, classes.index("c")].mean() > 0.9
+    assert EntryModel.fit(x, labels, "toy", ENTRIES).probabilities(x[in_c])[:, classes.index("c")].mean() > 0.9
+
+
+def test_a_text_repeated_in_another_file_is_not_trained_on_when_its_file_is_held_out():
+    x, labels = _data()
+    classes = [NOT_COVERED, *ENTRIES]
+    files = ["1" if not ids else {"a": "1", "b": "2", "c": "3"}[ids[0]] for ids in labels]
+    texts = [str(i) for i in range(len(x))]
+    in_c = [i for i, ids in enumerate(labels) if ids == ("c",)]
+    # the same question about c, once more in file 1: while file 3 is held out, the model must not learn it
+    x = np.vstack([x, x[in_c[0]]])
+    labels, files, texts = labels + [("c",)], files + ["1"], texts + [texts[in_c[0]]]
+    p = EntryModel.held_out(x, labels, classes, files, texts)
+    assert p[in_c, classes.index("c")].max() == 0.0
+
+
+def test_files_of_one_kind_each_are_held_out_in_five_folds_instead():
+    x, labels = _data()
+    classes = [NOT_COVERED, *ENTRIES]
+    # every in-scope question in one file: holding it out would leave nothing but "not covered" to learn
+    files = ["in_scope.jsonl" if ids else f"off{i % 2}.jsonl" for i, ids in enumerate(labels)]
+    p = EntryModel.held_out(x, labels, classes, files, [str(i) for i in range(len(x))])
+    right = [classes.index(ids[0]) if ids else 0 for ids in labels]
+    assert np.mean(p.argmax(axis=1) == right) > 0.95
 
 
 def test_with_one_file_a_repeated_text_is_held_out_with_all_its_copies():
@@ -92,7 +129,7 @@ def test_with_one_file_a_repeated_text_is_held_out_with_all_its_copies():
 
 def test_the_file_round_trips_and_a_damaged_one_is_reported(tmp_path):
     x, labels = _data()
-    model = EntryModel.fit(x, labels, "toy-model")
+    model = EntryModel.fit(x, labels, "toy-model", ENTRIES)
     path = tmp_path / "settings.model.json"
     model.save(path)
     again = EntryModel.load(path)
@@ -109,7 +146,7 @@ def test_the_file_round_trips_and_a_damaged_one_is_reported(tmp_path):
 
 
 def test_it_fits_only_its_own_entries_and_encoder():
-    model = EntryModel.fit(*_data(), "toy-model")
+    model = EntryModel.fit(*_data(), "toy-model", ENTRIES)
     assert model.fits(ENTRIES, "toy-model", DIM) is None
     assert model.fits(list(reversed(ENTRIES)), "toy-model", DIM) is None  # order does not matter
     assert "trained with model 'toy-model'" in model.fits(ENTRIES, "other", DIM)
@@ -148,7 +185,7 @@ def test_a_message_the_classifier_calls_not_covered_is_declined(bot, monkeypatch
     assert not answer.answered and answer.kind == "fallback" and answer.suggestions
 
 
-def _copy(tmp_path, drop_entry: bool = False, drop_model: bool = False):
+def _copy(tmp_path, drop_entry: bool = False, drop_model: bool = False, damage_model: bool = False):
     faq = tmp_path / "faq.yaml"
     shutil.copy(next(CORPUS.glob("*.yaml")), faq)
     if drop_entry:  # the last entry (entries are the file's last list)
@@ -158,11 +195,14 @@ def _copy(tmp_path, drop_entry: bool = False, drop_model: bool = False):
     shutil.copy(SETTINGS, settings)
     if not drop_model:
         shutil.copy(model_path(SETTINGS), model_path(settings))
+    if damage_model:
+        model_path(settings).write_text(model_path(settings).read_text()[:-100])
     return faq, settings
 
 
 @pytest.mark.parametrize("change, warning", [("drop_entry", "the FAQ changed since it was fitted"),
-                                             ("drop_model", "missing, though")])
+                                             ("drop_model", "missing, though"),
+                                             ("damage_model", "not a valid entry classifier file")])
 def test_without_a_usable_classifier_the_bot_answers_with_the_settings_tuned_without_it(
         tmp_path, caplog, change, warning):
     from qa import FAQBot
@@ -178,3 +218,15 @@ def test_without_a_usable_classifier_the_bot_answers_with_the_settings_tuned_wit
     assert bot.settings.high_confidence == tuned.high_confidence_without_classifier
     answer = bot.ask("How do you strengthen your upper back?")
     assert answer.answered and answer.entry_id == "how-do-you-strengthen-your-upper-back"
+
+
+@pytest.mark.parametrize("value", ["0.2", None, True, [0.2]])
+def test_a_setting_of_the_wrong_type_is_reported_by_name(tmp_path, value):
+    from qa.errors import ConfigError
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"learned_weight": value}))
+    with pytest.raises(ConfigError, match="'learned_weight' must be a number"):
+        RetrievalSettings.load(path)
+    path.write_text(json.dumps({"threshold_without_classifier": None, "learned_weight": 0.1}))
+    assert RetrievalSettings.load(path).learned_weight == 0.1

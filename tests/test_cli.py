@@ -523,8 +523,11 @@ def test_tune_on_your_own_faq_writes_its_settings_and_classifier_and_leaves_the_
     monkeypatch.setenv("QA_HOME", str(tmp_path))
     (tmp_path / "corpus").mkdir()
     shutil.copy(SAFETY, tmp_path / "corpus" / "safety.yaml")  # the default rules of this QA_HOME
-    labels = write_labels(tmp_path / "labels.jsonl", _labelled_sample({"in_scope": 60, "not_covered": 20, "urgent": 25})
-                          + [dict(LABELS[0], split="test"), dict(LABELS[4], split="test")])
+    # No tuning question names the first entry: the classifier must still know every entry of the FAQ.
+    sample = [r for r in _labelled_sample({"in_scope": 70, "not_covered": 20, "urgent": 25})
+              if STRENGTHEN_ID not in r["ids"]]
+    labels = write_labels(tmp_path / "labels.jsonl", sample + [dict(LABELS[0], split="test"),
+                                                               dict(LABELS[4], split="test")])
     settings = tmp_path / "my.settings.json"
     code, out, err = run(capsys, "tune", "--labels", labels, "--corpus", work.faq, "--index", work.idx,
                          "--settings", settings)
@@ -534,6 +537,10 @@ def test_tune_on_your_own_faq_writes_its_settings_and_classifier_and_leaves_the_
     assert "not_covered_decline" in out and (tmp_path / "my.settings.model.json").exists() == (
         tuned.learned_weight > 0 or tuned.not_covered_decline < 1)
     assert 0 < tuned.threshold < 1
+    from qa import FAQBot
+
+    bot = FAQBot.load(corpus=work.faq, index_dir=work.idx, safety=SAFETY, settings=settings)
+    assert (bot.retriever.classifier is not None) == tuned.uses_classifier  # saved, and it fits this FAQ
     code, out, err = run(capsys, "ask", "--json", "--corpus", work.faq, "--index", work.idx, "--settings", settings,
                          "How do you strengthen your upper back?")
     assert (code, err) == (0, "") and json.loads(out)["entry_id"] == STRENGTHEN_ID
