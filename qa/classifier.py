@@ -46,8 +46,8 @@ class EntryModel(LinearModel):
 
     def fits(self, entry_ids: Sequence[str], encoder_name: str, dimension: int) -> str | None:
         """Why this model cannot be used with these entries and this encoder (None when it can)."""
-        if self.model != encoder_name or self.dimension != dimension:
-            return f"it was trained with model {self.model!r}, not {encoder_name!r}"
+        if why := self.other_encoder(encoder_name, dimension):
+            return why
         if set(self.classes[1:]) != set(entry_ids):
             added = len(set(entry_ids) - set(self.classes[1:]))
             removed = len(set(self.classes[1:]) - set(entry_ids))

@@ -248,10 +248,7 @@ def components(bot, items: list[Item]) -> Components:
     sims = np.empty((len(items), b.ntotal), np.float32)
     encoded = _encode_groups(bot.encoder, [bot.query_texts(q) for q in queries])
     vectors = np.stack([vecs[0] for vecs in encoded]) if encoded else np.zeros((0, bot.encoder.dimension), np.float32)
-    learned = np.zeros((len(items), n + 1), np.float32)
-    if bot.retriever.classifier is not None and len(items):
-        classifier = bot.retriever.classifier
-        learned = classifier.probabilities(vectors)[:, np.r_[0, classifier.columns([e.id for e in bot.corpus.entries])]]
+    learned = bot.retriever.learned(vectors)
     for row, vecs in enumerate(encoded):
         block = vecs @ all_vecs.T
         sims[row] = block[0] if len(block) == 1 else np.maximum(block[0], bot.settings.clause_weight * block[1:].max(0))

@@ -41,6 +41,12 @@ class LinearModel:
     def dimension(self) -> int:
         return int(self.coef.shape[1])
 
+    def other_encoder(self, encoder_name: str, dimension: int) -> str | None:
+        """Why this model's weights mean nothing to that encoder's vectors (None when they fit)."""
+        if self.model != encoder_name or self.dimension != dimension:
+            return f"trained with model {self.model!r}, not {encoder_name!r}"
+        return None
+
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """Class probabilities per row: (rows, classes)."""
         logits = np.atleast_2d(np.asarray(vectors, np.float32)) @ self.coef.T + self.intercept

@@ -62,7 +62,17 @@ class Retriever:
     def use_classifier(self, classifier: EntryModel | None) -> None:
         """Blend in this entry classifier from now on (None: none); it must fit the corpus's entries."""
         # One attribute, swapped whole: a search running meanwhile sees the old pair or the new one.
-        self._learned = (classifier, classifier.columns([e.id for e in self.corpus.entries])) if classifier else None
+        self._learned = (classifier, np.r_[0, classifier.columns([e.id for e in self.corpus.entries])]) \
+            if classifier else None
+
+    def learned(self, vectors: np.ndarray) -> np.ndarray:
+        """The classifier's P(not covered), then P(entry) in corpus order, per row: (rows, 1 + entries);
+        zeros without a classifier."""
+        vectors = np.atleast_2d(vectors)
+        if (learned := self._learned) is None:
+            return np.zeros((len(vectors), len(self.corpus) + 1), np.float32)
+        model, columns = learned
+        return model.probabilities(vectors)[:, columns].astype(np.float32)
 
     def search(self, text: str, vector: np.ndarray, k: int = 5, *, kinds: tuple[str, ...] | None = None,
                lexical_weight: float | None = None) -> Results:
@@ -84,11 +94,10 @@ class Retriever:
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
         blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
         not_covered = 0.0
-        if learned := self._learned:
-            model, columns = learned
-            p = model.probabilities(np.atleast_2d(vector)[:1])[0].astype(np.float32)  # the whole message
+        if self._learned is not None:
+            p = self.learned(np.atleast_2d(vector)[:1])[0]  # the whole message
             not_covered = float(p[0])
-            blend = blend + np.float32(s.learned_weight) * p[columns]
+            blend = blend + np.float32(s.learned_weight) * p[1:]
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]

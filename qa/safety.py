@@ -152,10 +152,8 @@ class SafetyRules:
         self._urgent_cat = np.array([i for _, i in urgent], dtype=np.int32)
         self._benign_vecs = np.ascontiguousarray(np.vstack([vecs[len(urgent):], extra]), dtype=np.float32)
         self._set_fixer(known_words or set())
-        if self.urgency is not None and (self.urgency.model != encoder.name
-                                         or self.urgency.dimension != vecs.shape[1]):
-            logger.warning("%s: trained with model %r, not %r: not used (run `qa tune` to refit it)",
-                           model_path(self.path), self.urgency.model, encoder.name)
+        if self.urgency is not None and (why := self.urgency.other_encoder(encoder.name, vecs.shape[1])):
+            logger.warning("%s: %s: not used (run `qa tune` to refit it)", model_path(self.path), why)
             self.urgency = None
         if self.urgency is not None:
             unknown = set(self.urgency.classes[1:]) - {c.id for c in self.categories}
