@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import product
 from pathlib import Path
 
@@ -232,6 +233,23 @@ class Components:
     items: list[Item] = field(default_factory=list)
     entry_ids: list[str] = field(default_factory=list)
 
+    @cached_property
+    def right(self) -> np.ndarray:
+        """(questions, entries) bool: the entry answers the question."""
+        column = {e: j for j, e in enumerate(self.entry_ids)}
+        out = np.zeros((len(self.items), len(self.entry_ids)), bool)
+        for i, item in enumerate(self.items):
+            out[i, [column[e] for e in item.ids if e in column]] = True
+        return out
+
+    @cached_property
+    def in_scope_rows(self) -> np.ndarray:
+        return np.array([i for i, it in enumerate(self.items) if it.in_scope], int)
+
+    @cached_property
+    def off_topic_rows(self) -> np.ndarray:
+        return np.array([i for i, it in enumerate(self.items) if it.off_topic], int)
+
 
 def components(bot, items: list[Item]) -> Components:
     """Score every entry for every question, part by part (small FAQs; used by tune and --compare)."""
@@ -331,38 +349,48 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
 
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
     """Accuracy figures at a threshold, declining as the bot does (safety pins are not part of retrieval)."""
-    ins = [i for i, it in enumerate(c.items) if it.in_scope]
-    off = [i for i, it in enumerate(c.items) if it.off_topic]
+    d = _decisions(c, s)
+    return {k: v[0] if isinstance(v, np.ndarray) else v
+            for k, v in _figures(c, d, np.array([threshold])).items()} | {"threshold": threshold}
+
+
+@dataclass
+class _Decided:
+    """What the decline rule and the ranking say of each question, apart from the threshold."""
+
+    top_score: np.ndarray  # (questions,) the best entry's score
+    declined_anyway: np.ndarray  # (questions,) bool: declined at any threshold (classifier, out-of-scope list)
+    rank: np.ndarray  # (questions,) rank of the first right entry within the top 10, 0 when none
+
+
+def _decisions(c: Components, s: Scored) -> _Decided:
     order = np.argsort(-s.scores, axis=1)
-    return _figures(c, s, order, ins, off, threshold)
+    rows = np.arange(len(order))
+    top = order[:, 0] if order.shape[1] else np.zeros(len(order), int)
+    anyway = np.zeros(len(order), bool)
+    if s.not_covered is not None:
+        anyway |= s.not_covered > s.not_covered_decline
+    if s.use_out_of_scope:
+        gap = s.out_of_scope - s.dense[rows, top]
+        anyway |= (gap >= s.out_of_scope_margin) | (s.contrast & (gap >= -s.contrast_margin))
+    right = c.right[rows[:, None], order[:, :10]]
+    rank = np.where(right.any(axis=1), right.argmax(axis=1) + 1, 0)
+    return _Decided(s.scores[rows, top], anyway, rank)
 
 
-def _declines(s: Scored, i: int, top: int, threshold: float) -> bool:
-    if s.scores[i, top] < threshold or (s.not_covered is not None and s.not_covered[i] > s.not_covered_decline):
-        return True
-    if not s.use_out_of_scope:
-        return False
-    gap = s.out_of_scope[i] - s.dense[i, top]
-    return bool(gap >= s.out_of_scope_margin or (s.contrast[i] and gap >= -s.contrast_margin))
-
-
-def _figures(c, s: Scored, order, ins, off, threshold) -> dict:
-    entry_ids = c.entry_ids
-    top1 = r3 = rr = declined = 0
-    for i in ins:
-        ranked = [entry_ids[j] for j in order[i, :10]]
-        rank = next((r + 1 for r, e in enumerate(ranked) if e in c.items[i].ids), None)
-        if _declines(s, i, order[i, 0], threshold):
-            declined += 1
-        elif rank == 1:
-            top1 += 1
-        r3 += bool(rank and rank <= 3)
-        rr += 1 / rank if rank else 0
-    off_declined = sum(_declines(s, i, order[i, 0], threshold) for i in off)
+def _figures(c: Components, d: _Decided, thresholds: np.ndarray) -> dict:
+    """The figures at every threshold at once: arrays of len(thresholds) (None when nothing to count)."""
+    ins, off = c.in_scope_rows, c.off_topic_rows
+    declined = (d.top_score[None, :] < thresholds[:, None]) | d.declined_anyway[None, :]  # (thresholds, questions)
+    rank = d.rank[ins]
+    found = rank[rank > 0]
+    n_in, n_off = len(ins), len(off)
     return {
-        "top1": _share(top1, len(ins)), "recall_at_3": _share(r3, len(ins)), "mrr": _share(rr, len(ins)),
-        "in_scope_declined": _share(declined, len(ins)), "off_topic_declined": _share(off_declined, len(off)),
-        "threshold": threshold,
+        "top1": ((rank == 1)[None, :] & ~declined[:, ins]).sum(axis=1) / n_in if n_in else None,
+        "recall_at_3": float(((rank >= 1) & (rank <= 3)).sum() / n_in) if n_in else None,
+        "mrr": float(sum((1 / found).tolist()) / n_in) if n_in else None,
+        "in_scope_declined": declined[:, ins].sum(axis=1) / n_in if n_in else None,
+        "off_topic_declined": declined[:, off].sum(axis=1) / n_off if n_off else None,
     }
 
 
@@ -372,17 +400,15 @@ def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 
     Among equally good thresholds the midpoint of the best run is taken, which keeps
     the most room on both sides.
     """
-    ins = [i for i, it in enumerate(c.items) if it.in_scope]
-    off = [i for i, it in enumerate(c.items) if it.off_topic]
-    order = np.argsort(-scores.scores, axis=1)
     candidates = np.round(np.arange(0.02, 0.98, 0.005), 3)
-    values = []
-    for t in candidates:
-        f = _figures(c, scores, order, ins, off, float(t))
-        ok = (f["in_scope_declined"] or 0) <= max_wrongly_declined
-        gain = (f["top1"] or 0) * len(ins) + (f["off_topic_declined"] or 0) * len(off)
-        values.append(gain if ok else -1)
-    values = np.array(values)
+    f = _figures(c, _decisions(c, scores), candidates)
+    n_in, n_off = len(c.in_scope_rows), len(c.off_topic_rows)
+    zeros = np.zeros(len(candidates))
+    top1 = f["top1"] if f["top1"] is not None else zeros
+    off_declined = f["off_topic_declined"] if f["off_topic_declined"] is not None else zeros
+    in_declined = f["in_scope_declined"] if f["in_scope_declined"] is not None else zeros
+    gain = top1 * n_in + off_declined * n_off
+    values = np.where(in_declined <= max_wrongly_declined, gain, -1)
     best = np.flatnonzero(values == values.max())
     # the longest run of consecutive best thresholds, and its middle
     runs = np.split(best, np.flatnonzero(np.diff(best) != 1) + 1)
@@ -527,15 +553,13 @@ def _encode_groups(encoder, groups: list[list[str]]) -> list[np.ndarray]:
 def high_confidence(c: Components, s: Scored, threshold: float, precision: float = 0.97) -> float:
     """The lowest score from which at least ``precision`` of the answers given are right (answers to
     not-covered questions count as wrong), so that "high" confidence means what it says."""
-    order = np.argsort(-s.scores, axis=1)
-    given = []  # (score, right) of every answer the bot would give
-    for i, item in enumerate(c.items):
-        if not (item.in_scope or item.off_topic) or _declines(s, i, order[i, 0], threshold):
-            continue
-        given.append((float(s.scores[i, order[i, 0]]), item.in_scope and c.entry_ids[order[i, 0]] in item.ids))
+    d = _decisions(c, s)
+    rows = np.r_[c.in_scope_rows, c.off_topic_rows].astype(int)
+    given = rows[~((d.top_score[rows] < threshold) | d.declined_anyway[rows])]  # every answer the bot would give
+    score, right = d.top_score[given], np.isin(given, c.in_scope_rows) & (d.rank[given] == 1)
     for h in np.round(np.arange(threshold, 1.0, 0.005), 3):
-        above = [right for score, right in given if score >= h]
-        if above and sum(above) / len(above) >= precision:
+        above = right[score >= h]
+        if len(above) and above.sum() / len(above) >= precision:
             return float(h)
     return 1.0
 

@@ -164,3 +164,54 @@ def test_compare_gives_every_method_a_workable_threshold(bot):
         assert row["top1"] >= 0.6 and row["in_scope_declined"] <= 0.2, (name, row)
     assert rows["hybrid (shipped)"]["top1"] > rows["dense: question only"]["top1"]
     assert rows["hybrid (shipped)"]["top1"] > rows["lexical: bm25s"]["top1"]
+
+
+def _plain_figures(items, entry_ids, s, threshold):
+    """The decline rule and the ranking written out question by question, as the bot applies them."""
+    top1 = r3 = declined = off_declined = 0
+    rr = 0.0
+    for i, item in enumerate(items):
+        order = sorted(range(len(entry_ids)), key=lambda j: -s.scores[i, j])
+        top = order[0]
+        gap = s.out_of_scope[i] - s.dense[i, top]
+        out = (s.scores[i, top] < threshold or s.not_covered[i] > s.not_covered_decline
+               or gap >= s.out_of_scope_margin or (s.contrast[i] and gap >= -s.contrast_margin))
+        if item.off_topic:
+            off_declined += out
+            continue
+        rank = next((r + 1 for r, j in enumerate(order[:10]) if entry_ids[j] in item.ids), None)
+        declined += out
+        top1 += rank == 1 and not out
+        r3 += bool(rank and rank <= 3)
+        rr += 1 / rank if rank else 0
+    ins = sum(it.in_scope for it in items)
+    off = len(items) - ins
+    return {"top1": top1 / ins, "recall_at_3": r3 / ins, "mrr": rr / ins, "in_scope_declined": declined / ins,
+            "off_topic_declined": off_declined / off}
+
+
+def test_the_tuning_figures_count_as_a_question_by_question_reading_of_the_decline_rule():
+    # qa tune scores every threshold of every blend at once with array arithmetic; this is the slow,
+    # obvious reading it must agree with, on random scores where every rule of the decline comes into play.
+    import numpy as np
+    from qa.evaluate import Components, Item, Scored, _figures, _decisions, best_threshold, score_table
+
+    rng = np.random.default_rng(7)
+    entry_ids = [f"e{j}" for j in range(12)]
+    items = [Item(f"q{i}", tuple(rng.choice(entry_ids, size=rng.integers(0, 3), replace=False).tolist()),
+                  None, "k", "tune", i) for i in range(300)]
+    n, m = len(items), len(entry_ids)
+    zeros = np.zeros((n, m), np.float32)
+    c = Components(zeros, zeros, zeros, zeros, zeros, np.zeros(n), np.zeros(n, bool), np.zeros((n, m + 1)),
+                   np.zeros((n, 4)), items, entry_ids)
+    s = Scored(rng.random((n, m)).astype(np.float32), rng.random((n, m)).astype(np.float32),
+               rng.random(n).astype(np.float32), rng.random(n) < 0.3, True, 0.3, 0.1, rng.random(n), 0.9)
+    for threshold in (0.0, 0.6, 0.8, 0.95, 1.0):
+        plain = _plain_figures(items, entry_ids, s, threshold)
+        got = score_table(c, s, threshold)
+        assert {k: got[k] for k in plain} == pytest.approx(plain, abs=1e-12), threshold
+    t = best_threshold(c, s, max_wrongly_declined=1.0)
+    every = _figures(c, _decisions(c, s), np.round(np.arange(0.02, 0.98, 0.005), 3))
+    gains = every["top1"] * len(c.in_scope_rows) + every["off_topic_declined"] * len(c.off_topic_rows)
+    assert score_table(c, s, t)["top1"] * len(c.in_scope_rows) + score_table(c, s, t)["off_topic_declined"] * len(
+        c.off_topic_rows) == pytest.approx(gains.max())
