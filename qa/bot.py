@@ -15,7 +15,7 @@ from .embed import Encoder
 from .errors import CorpusError, IndexBundleError
 from .retrieve import Hit, Results, Retriever
 from .safety import SafetyHit, SafetyRules
-from .textnorm import SpellFixer, Synonyms, clauses, clean, has_letters, latin_share, words
+from .textnorm import SpellFixer, Synonyms, clauses, clean, english_words, has_letters, latin_share, words
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class FAQBot:
         corpus_words: set[str] = self.synonyms.words()
         for e in corpus.entries:
             corpus_words.update(words(" ".join([e.question, e.answer, *e.alternates])))
-        self.known_words = encoder.known_words()
+        self.known_words = encoder.known_words() | english_words()
         self.spelling = SpellFixer(corpus_words, self.known_words)
 
     @property

@@ -163,12 +163,12 @@ class SafetyRules:
             self._model_skip = frozenset(unknown)
 
     def _set_fixer(self, known_words: set[str]) -> None:
+        # The rules' own words, benign ones included: "crick" must not become "crack" (a broken rib).
         vocab: set[str] = set()
-        for cat in self.categories:
-            for ex in cat.examples:
-                vocab.update(words(ex))
-            for pat in cat.patterns:
-                vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
+        for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
+            vocab.update(words(ex))
+        for pat in [*self.calm, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.unless])]:
+            vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
 
     # --- checking ------------------------------------------------------------------

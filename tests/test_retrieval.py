@@ -112,6 +112,12 @@ def test_misspellings_are_corrected_before_matching(bot):
     assert a.answered and "shoulder blade" in a.matched_question.lower()
 
 
+def test_real_words_are_left_alone_and_a_left_out_letter_is_the_likeliest_typo(bot):
+    # "lats" is a back muscle, not a typo of "last"; "fevr" is "fever" with a letter left out, not "fear"
+    assert bot.prepare_query("do rows work the lats") == "do rows work the lats"
+    assert bot.rules.normalize("fevr and chils, kilo") == "fever and chills, kilo"
+
+
 def test_the_faqs_synonyms_bring_users_words_to_the_faqs_words(bot):
     """`synonyms:` in the corpus: "scapulae", "rhomboids" are matched as the FAQ's own words."""
     assert "between my shoulder blades" in bot.prepare_query("pain between my scapulae")
