@@ -192,6 +192,16 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("I keep coughing up dark red blood", "breathing"),
     ("39.5 degree fever and my back is killing me", "fever"),
     ("stiff neck and a rash and my upper back hurts", "fever"),
+    # from upper_back_tune10/11.jsonl, in other words: a number of tablets, a child into the medicine, a
+    # plan with the means at hand, a goodbye, a temperature after a comma, weight lost without trying
+    ("took about 15 tylenol a couple of hours ago and feel sick", "overdose"),
+    ("my toddler got into the cupboard and swallowed some of grandma's tablets", "overdose"),
+    ("swallowed a blister pack of sleeping pills", "self_harm"),
+    ("there's a noose in my wardrobe and I'm using it tonight", "self_harm"),
+    ("this is my last message, I've said my goodbyes to everyone", "self_harm"),
+    ("high temp, 39.8, and my back is aching", "fever"),
+    ("dropped 8 kilos in six weeks without dieting and my back aches at night", "fever"),
+    ("went to the toilet and it came out black and sticky", "bleeding"),
 ])
 def test_more_urgent_phrasings_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
@@ -240,6 +250,29 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     "I couldn't breathe from laughing at that video",
     "my laptop is unresponsive again",
     "I get down on the floor to do planks every morning",
+    # from upper_back_tune10/11.jsonl, in other words
+    "that deadline is a heart attack waiting to happen",
+    "studying for my nursing exams: which conditions cause chest pain along with back pain?",
+    "watched an ER show yesterday where a man had a ripping chest pain, how do I stretch my upper back?",
+    "saw a reel claiming back pain means a heart attack, mine is from my desk",
+    "a fever dream about deadlifts woke me up, my upper back is just stiff",
+    "my daughter keeps falling over on her scooter and carrying her home hurts my back",
+    "worst pain ever is stubbing your toe, but what causes shoulder blade pain?",
+    "suicide drills at football training make my upper back sore",
+    "I'm not going to overdose, just asking if ibuprofen helps upper back pain",
+    "my grandad collapsed laughing at the telly, he wants gentle back exercises",
+    "I see broken ribs every shift in A&E, but my own upper back just aches",
+    "patients always ask me whether back pain means a heart attack",
+    "sat with my legs crossed at a concert and my foot was asleep for a bit",
+    "upper back sore after a crash course in rowing",
+    "how long does a cracked rib take to heal?",
+    "is it bad to crack my back every morning?",
+    "my physio would faint if she saw my posture",
+    "could a trapped nerve also cause chest pain?",
+    # real words that typo correction once turned into alarming ones ("fella" -> "fell", "fiver" -> "fever")
+    "my fella down the pub swears by rows for the upper back",
+    "spent a fiver on a foam roller for my upper back",
+    "woke up with a crick under my shoulder blade",
 ])
 def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None, (text, bot.ask(text).safety)
