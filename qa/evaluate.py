@@ -480,9 +480,6 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
                       t, f))
     tried.sort(key=lambda row: row[0], reverse=True)
     best = tried[0]
-    _, weights, t, _ = best
-    alone = {"threshold_without_classifier": t, "high_confidence_without_classifier": high_confidence(
-        c, blend(c, base.embed_fields, use_out_of_scope=True, **weights), t)}
     classifier = fit_classifier(c, bot.encoder.name, test_items)
     if classifier is not None:
         # The classifier's weight and decline, over the best blends found without it (the best blend
@@ -508,7 +505,12 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
                                  "high_confidence": high, "threshold_without_classifier": None,
                                  "high_confidence_without_classifier": None})
     if tuned.uses_classifier:
-        tuned = replace(tuned, **alone)
+        # Without a usable classifier file the bot keeps these blend weights, so their own threshold
+        # (the blend chosen with the classifier can score on another scale than the best one without it).
+        alone = blend(c, base.embed_fields, use_out_of_scope=True, **{**weights, **ALONE})
+        t_alone = best_threshold(c, alone)
+        tuned = replace(tuned, threshold_without_classifier=t_alone,
+                        high_confidence_without_classifier=high_confidence(c, alone, t_alone))
     return tuned, f, classifier if tuned.uses_classifier else None
 
 

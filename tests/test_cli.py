@@ -541,6 +541,14 @@ def test_tune_on_your_own_faq_writes_its_settings_and_classifier_and_leaves_the_
 
     bot = FAQBot.load(corpus=work.faq, index_dir=work.idx, safety=SAFETY, settings=settings)
     assert (bot.retriever.classifier is not None) == tuned.uses_classifier  # saved, and it fits this FAQ
+    if tuned.uses_classifier:
+        # the fallback threshold belongs to the saved blend without the classifier, not to another blend
+        from qa.evaluate import ALONE, best_threshold, blend, components, load_labelled
+
+        c = components(bot, load_labelled(labels, bot.corpus, "tune"))
+        alone = blend(c, tuned.embed_fields, tuned.lexical_weight, tuned.answer_weight, tuned.lexical_scale, True,
+                      tuned.out_of_scope_margin, tuned.sentence_weight, tuned.contrast_margin, **ALONE)
+        assert tuned.threshold_without_classifier == best_threshold(c, alone)
     code, out, err = run(capsys, "ask", "--json", "--corpus", work.faq, "--index", work.idx, "--settings", settings,
                          "How do you strengthen your upper back?")
     assert (code, err) == (0, "") and json.loads(out)["entry_id"] == STRENGTHEN_ID

@@ -221,3 +221,39 @@ def test_the_tuning_figures_count_as_a_question_by_question_reading_of_the_decli
     gains = every["top1"] * len(c.in_scope_rows) + every["off_topic_declined"] * len(c.off_topic_rows)
     assert score_table(c, s, t)["top1"] * len(c.in_scope_rows) + score_table(c, s, t)["off_topic_declined"] * len(
         c.off_topic_rows) == pytest.approx(gains.max())
+
+
+def test_the_threshold_without_the_classifier_belongs_to_the_blend_that_is_saved(monkeypatch):
+    # The blend chosen with the classifier need not be the best one without it; a bot whose classifier
+    # file is unusable keeps the saved blend, so its fallback threshold must be chosen for that blend.
+    # (An invariant: on the shipped labels the two blends differed in lexical_scale, 2.0 against 4.0,
+    # and the fallback declined 6.2% of in-scope tuning questions instead of 1.8%.)
+    from types import SimpleNamespace
+
+    import numpy as np
+    import qa.evaluate as ev
+    from qa.config import RetrievalSettings
+
+    rng = np.random.default_rng(3)
+    entry_ids = [f"e{j}" for j in range(10)]
+    n, m = 400, len(entry_ids)
+    items = [ev.Item(f"q{i}", (entry_ids[i % m],) if i % 4 else (), None, "k", "tune", i, f"f{i % 3}")
+             for i in range(n)]
+    right = np.array([[bool(it.ids) and it.ids[0] == e for e in entry_ids] for it in items])
+    dense = (0.45 + 0.25 * right + 0.12 * rng.standard_normal((n, m))).astype(np.float32)
+    bm25 = np.clip(2.0 * right + 3.0 * rng.random((n, m)), 0, None).astype(np.float32)
+    learned = np.zeros((n, m + 1))
+    learned[:, 1:] = np.clip(0.5 * right + 0.5 * rng.random((n, m)), 0, 1)
+    learned[:, 0] = np.clip(np.array([0.9 if not it.ids else 0.2 for it in items]) + 0.1 * rng.standard_normal(n), 0, 1)
+    c = ev.Components(dense, dense - 1.5, dense, dense, bm25, np.full(n, -1.0), np.zeros(n, bool),
+                      np.zeros_like(learned), np.zeros((n, 4)), items, entry_ids)
+    monkeypatch.setattr(ev, "components", lambda bot, its: c)
+    monkeypatch.setattr(ev, "held_out_learned", lambda comp: learned)
+    monkeypatch.setattr(ev, "fit_classifier", lambda *a, **k: object())
+    bot = SimpleNamespace(settings=RetrievalSettings(), encoder=SimpleNamespace(name="m"))
+
+    tuned, _, _ = ev.tune(bot, items)
+    assert tuned.uses_classifier
+    alone = ev.blend(c, tuned.embed_fields, tuned.lexical_weight, tuned.answer_weight, tuned.lexical_scale, True,
+                     tuned.out_of_scope_margin, tuned.sentence_weight, tuned.contrast_margin, **ev.ALONE)
+    assert tuned.threshold_without_classifier == ev.best_threshold(c, alone)
