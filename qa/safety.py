@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 SAFETY_CACHE = "safety-vectors.npz"
 LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
-              "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero"}
+              "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero",
+              "nae"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
