@@ -191,7 +191,7 @@ class FAQBot:
         s = self.settings
         hits = results.hits
         best = hits[0]
-        if best.score < s.suggestion_floor:
+        if best.similarity < s.suggestion_floor:  # far from every entry in words and meaning alike
             examples = "”, “".join(e.question for e in self.corpus.entries[:2])
             return Answer(
                 question, False, "fallback",

@@ -4,8 +4,8 @@ Similarity to an entry's own texts (question, alternates, answer) ranks well for
 owner thought of; the labelled set holds hundreds more, in the words people type. `qa tune` fits a
 multinomial logistic regression over their sentence vectors (classes: every entry, and NOT_COVERED for
 the questions the FAQ must decline) and saves it beside the settings
-(``corpus/settings.json`` -> ``corpus/settings.model.json``). The retriever adds
-``learned_weight`` x P(entry) to each entry's blended score, and the bot declines when
+(``corpus/settings.json`` -> ``corpus/settings.model.json``). The retriever mixes P(entry) into each
+entry's blended score with weight ``learned_weight`` (a weighted mean), and the bot declines when
 P(NOT_COVERED) is above ``not_covered_decline``.
 
 The model is only used with the encoder and the set of entries it was fitted on: a FAQ with entries

@@ -99,8 +99,8 @@ def default_model() -> str:
 class RetrievalSettings:
     """Knobs of retrieval and answering; `qa tune` writes tuned values to the settings file.
 
-    Scores are cosine-like: ``score = (1 - lexical_weight) * dense + lexical_weight * lexical``, plus
-    ``learned_weight * P(entry)`` when the FAQ has a fitted entry classifier.
+    Scores are cosine-like, within 0..1: ``similarity = (1 - lexical_weight) * dense + lexical_weight * lexical``,
+    and with a fitted entry classifier ``score = (1 - learned_weight) * similarity + learned_weight * P(entry)``.
     """
 
     #: Which texts of an entry get a vector: its question, its alternates, its answer.
@@ -138,7 +138,8 @@ class RetrievalSettings:
     high_confidence: float = 0.65
     #: How many suggestions at the most.
     max_suggestions: int = 3
-    #: A declined question whose best score is below this is far from every entry (weather, recipes):
+    #: A declined question whose best similarity (before the entry classifier's share) is below this is far
+    #: from every entry (weather, recipes):
     #: the bot says what it covers instead of offering unrelated "closest" questions.
     suggestion_floor: float = 0.25
 

@@ -342,7 +342,8 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
     if "sentences" in kinds:
         dense = np.maximum(dense, sentence_weight * c.sentence_sim)
     lex = c.bm25 / (c.bm25 + lexical_scale)
-    scores = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex + learned_weight * c.learned[:, 1:]
+    similarity = (1 - lexical_weight) * np.clip(dense, 0, None) + lexical_weight * lex
+    scores = (1 - learned_weight) * similarity + learned_weight * c.learned[:, 1:]
     return Scored(scores, dense, c.out_of_scope, c.contrast, use_out_of_scope, out_of_scope_margin, contrast_margin,
                   c.learned[:, 0], not_covered_decline)
 
@@ -350,7 +351,7 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
     """Accuracy figures at a threshold, declining as the bot does (safety pins are not part of retrieval)."""
     d = _decisions(c, s)
-    return {k: v[0] if isinstance(v, np.ndarray) else v
+    return {k: float(v[0]) if isinstance(v, np.ndarray) else v
             for k, v in _figures(c, d, np.array([threshold])).items()} | {"threshold": threshold}
 
 
@@ -366,7 +367,7 @@ class _Decided:
 def _decisions(c: Components, s: Scored) -> _Decided:
     order = np.argsort(-s.scores, axis=1)
     rows = np.arange(len(order))
-    top = order[:, 0] if order.shape[1] else np.zeros(len(order), int)
+    top = order[:, 0]
     anyway = np.zeros(len(order), bool)
     if s.not_covered is not None:
         anyway |= s.not_covered > s.not_covered_decline
@@ -467,7 +468,7 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
     c.learned = np.zeros_like(c.learned)  # the grid below must not see a classifier fitted on these questions
     base = bot.settings
     tried = []  # (key, weights, threshold, figures) of every blend
-    grid = product([0.1, 0.2, 0.3, 0.4, 0.5], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0], [-0.02, 0.0, 0.03],
+    grid = product([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.8, 0.9, 1.0], [2.0, 4.0, 8.0, 16.0], [-0.02, 0.0, 0.03],
                    [0.7, 0.8, 0.9] if "sentences" in base.embed_fields else [base.sentence_weight],
                    [0.0, 0.1, 0.15, 0.2])
     for w, aw, scale, margin, sw, cm in grid:
@@ -487,7 +488,7 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
         c.learned = held_out_learned(c)
         learned = None
         for (_, blend_weights, _, _), lw, decline in product(tried[:LEARNED_CANDIDATES],
-                                                               [0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+                                                               [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5],
                                                                [0.6, 0.7, 0.8, 0.9, 1.0]):
             weights = {**blend_weights, "learned_weight": lw, "not_covered_decline": decline}
             scores = blend(c, base.embed_fields, use_out_of_scope=True, **weights)

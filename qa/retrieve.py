@@ -24,6 +24,7 @@ class Hit:
     score: float  # the blend the bot decides on
     dense: float  # best cosine similarity over the entry's vectors (answers scaled by answer_weight)
     lexical: float  # squashed BM25, 0..1
+    similarity: float = 0.0  # the dense and lexical blend alone, before the entry classifier's share
 
 
 class Results(NamedTuple):
@@ -92,16 +93,18 @@ class Retriever:
         n = len(self.corpus)
         dense, (decoy, nearest) = self._dense(vector, kinds)
         lexical = self.bundle.lexical.scores(text, s.lexical_scale) if w > 0 else np.zeros(n, np.float32)
-        blend = (1 - w) * np.clip(dense, 0, None) + w * lexical
+        blend = similarity = (1 - w) * np.clip(dense, 0, None) + w * lexical
         not_covered = 0.0
         if self._learned is not None:
             p = self.learned(np.atleast_2d(vector)[:1])[0]  # the whole message
             not_covered = float(p[0])
-            blend = blend + np.float32(s.learned_weight) * p[1:]
+            lw = np.float32(s.learned_weight)
+            blend = (1 - lw) * blend + lw * p[1:]  # a weighted mean: scores stay within 0..1
         k = min(k, n)
         top = np.argpartition(-blend, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-blend[top], kind="stable")]
-        hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i])) for i in top]
+        hits = [Hit(self.corpus.entries[i], float(blend[i]), float(dense[i]), float(lexical[i]), float(similarity[i]))
+                for i in top]
         return Results(hits, decoy, self.off_topic_phrases(text, nearest), not_covered)
 
     def off_topic_phrases(self, text: str, nearest: int) -> tuple[str, ...]:

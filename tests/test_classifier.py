@@ -170,9 +170,11 @@ def test_the_shipped_bot_blends_in_its_classifier(bot):
         bot.retriever.use_classifier(classifier)
     query = bot.prepare_query(question)
     p = classifier.probabilities(bot.encoder.encode([query]))[0]
+    lw = bot.settings.learned_weight
     for entry_id, score in with_it.items():
-        learned = bot.settings.learned_weight * p[classifier.classes.index(entry_id)]
-        assert score == pytest.approx(without[entry_id] + learned, abs=1e-5), entry_id
+        learned = lw * p[classifier.classes.index(entry_id)]
+        assert score == pytest.approx((1 - lw) * without[entry_id] + learned, abs=1e-5), entry_id
+        assert 0 <= score <= 1
 
 
 def test_a_message_the_classifier_calls_not_covered_is_declined(bot, monkeypatch):
