@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import html
+import json
 import re
 import unicodedata
 from functools import lru_cache
@@ -75,9 +77,15 @@ ENGLISH_MIN_COUNT = 51
 def english_words(min_count: int = ENGLISH_MIN_COUNT) -> frozenset[str]:
     """Real English words (pyspellchecker's frequency list, shipped inside the package): a word in it is
     not a typo, so "lats", "bloke" and "kilo" stay themselves instead of becoming "last", "broke", "kill"."""
-    from spellchecker import SpellChecker
+    try:  # the package's own data file, read directly: 0.25 s instead of 1.2 s for SpellChecker(), at every start
+        from importlib.resources import files
 
-    counts = SpellChecker(language="en", distance=1).word_frequency.dictionary
+        with files("spellchecker").joinpath("resources/en.json.gz").open("rb") as f:
+            counts = json.loads(gzip.decompress(f.read()))
+    except (OSError, ValueError, ModuleNotFoundError):
+        from spellchecker import SpellChecker
+
+        counts = SpellChecker(language="en", distance=1).word_frequency.dictionary
     return frozenset(w for w, n in counts.items() if n >= min_count and w.isalpha())
 
 
