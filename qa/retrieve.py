@@ -24,7 +24,7 @@ class Hit:
     score: float  # the blend the bot decides on
     dense: float  # best cosine similarity over the entry's vectors (answers scaled by answer_weight)
     lexical: float  # squashed BM25, 0..1
-    similarity: float = 0.0  # the dense and lexical blend alone, before the entry classifier's share
+    similarity: float  # the dense and lexical blend alone, before the entry classifier's share
 
 
 class Results(NamedTuple):
