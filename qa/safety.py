@@ -6,6 +6,9 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
    cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
    A match right after a negation ("no chest pain, just stiffness") does not count;
    an ``unless`` pattern in the same clause ("a fall years ago") vetoes its category.
+   ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
+   flyers", "the boss gave me a heart attack"): they pin only when the learned model (below) also
+   finds the message more likely urgent than not; without a usable model they pin like any rule.
 2. **Meaning**: the message (and each clause of a longer one) is compared with the
    category's example sentences by embedding. It fires when it is close to an
    urgent example and clearly closer to it than to any benign example (the benign
@@ -75,6 +78,7 @@ class Category:
     patterns: list[re.Pattern]
     unless: list[re.Pattern]
     examples: list[str]
+    confirm: list[re.Pattern] = field(default_factory=list)  # pin only if the model agrees
 
 
 @dataclass
@@ -86,6 +90,7 @@ class SafetyRules:
     calm: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
+    confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
     fingerprint: str = ""
     path: str = ""
     _fixer: SpellFixer | None = field(default=None, repr=False)
@@ -125,6 +130,7 @@ class SafetyRules:
             calm=calm,
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
+            confirm=float(settings.get("confirm", 0.5)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=str(path),
             urgency=UrgencyModel.load(model_path(path)) if model_path(path).exists() else None,
@@ -168,7 +174,7 @@ class SafetyRules:
         vocab: set[str] = set()
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.unless])]:
+        for pat in [*self.calm, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.confirm, *cat.unless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
 
@@ -204,14 +210,18 @@ class SafetyRules:
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
         clauses = self._clauses(text)
-        hits: list[SafetyHit] = []
         negated: set[str] = set()
-        for cat in self.categories:
-            hit = self._rule_hit(cat, clauses, negated)
-            if hit:
-                hits.append(hit)
+        hits = [h for cat in self.categories if (h := self._rule_hit(cat, clauses, negated))]
+        encoded = None
+        if not hits:
+            pending = [h for cat in self.categories if (h := self._rule_hit(cat, clauses, negated, confirm=True))]
+            if pending:
+                encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
+                hits = self._confirmed(pending, encoded)
         if not hits and encode is not None and self._urgent_vecs is not None:
-            hit = self._semantic_hit(text, clauses, encode, text_vector, piece_vectors, negated)
+            if encoded is None:
+                encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
+            hit = self._example_hit(encoded, negated) or self._model_hit(encoded, negated)
             if hit:
                 hits.append(hit)
         if not hits:
@@ -219,30 +229,49 @@ class SafetyRules:
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
 
-    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str]) -> SafetyHit | None:
+    def _confirmed(self, pending: list[SafetyHit], encoded: np.ndarray | None) -> list[SafetyHit]:
+        """The hits of ``confirm`` patterns, if the learned model agrees that the message is urgent.
+        Without the model or the message's vectors nothing can disagree: they pin (when in doubt, pin)."""
+        if self.urgency is None or encoded is None:
+            return pending
+        p = self.urgency.urgency(encoded, skip=self._model_skip)
+        if p < self.confirm:
+            logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0].reason, p, self.confirm)
+            return []
+        return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h in pending]
+
+    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str], confirm: bool = False) -> SafetyHit | None:
         vetoes = cat.unless if cat.level == "crisis" else cat.unless + self.calm
+        patterns = cat.confirm if confirm else cat.patterns
+        if not patterns:
+            return None
         for clause in clauses:
             if any(_found(u, clause) for u in vetoes):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
-            for pattern in cat.patterns:
+            for pattern in patterns:
                 for m in pattern.finditer(clause):
                     if _negated(clause, m.start()):
                         negated.add(cat.id)
                         continue
-                    return self._hit(cat, f"rule: {pattern.pattern}")
+                    return self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
         return None
 
-    def _semantic_hit(self, text, clauses, encode, text_vector, piece_vectors, negated) -> SafetyHit | None:
+    def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:
+        """The vectors of the message and its clauses (one row each), or None without a way to embed them."""
         pieces = _pieces(clauses)
         # One encode call for everything still to embed: the whole message and its clauses, unless given.
         todo = ([] if text_vector is not None else [clean(text)]) + ([] if piece_vectors is not None else pieces)
-        encoded = encode(todo) if todo else np.zeros((0, self._urgent_vecs.shape[1]), np.float32)
-        if piece_vectors is not None:
-            encoded = np.vstack([encoded, np.asarray(piece_vectors, np.float32).reshape(len(pieces), self._urgent_vecs.shape[1])])
+        if todo and encode is None:
+            return None
+        rows = []
         if text_vector is not None:
-            encoded = np.vstack([np.asarray(text_vector, np.float32)[None, :], encoded])
-        return self._example_hit(encoded, negated) or self._model_hit(encoded, negated)
+            rows.append(np.asarray(text_vector, np.float32).reshape(1, -1))
+        if todo:
+            rows.append(np.asarray(encode(todo), np.float32))
+        if piece_vectors is not None and pieces:
+            rows.append(np.asarray(piece_vectors, np.float32).reshape(len(pieces), -1))
+        return np.vstack(rows)
 
     def _model_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if self.urgency is None:
@@ -362,6 +391,7 @@ def _category(path: Path, item, line: int | None) -> Category:
         patterns=_compile(path, where, item.get("patterns"), line),
         unless=_compile(path, where, item.get("unless"), line),
         examples=[str(x) for x in item.get("examples") or []],
+        confirm=_compile(path, where, item.get("confirm"), line),
     )
 
 

@@ -47,14 +47,24 @@ class UrgencyModel(LinearModel):
         Categories in ``skip`` (vetoed by a rule for this message) neither count towards the
         probability nor are returned: "passed out years ago" must not become another category.
         """
+        found = self._most_urgent(vectors, skip)
+        if found is None or found[1] < self.threshold:
+            return None
+        return found
+
+    def urgency(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> float:
+        """P(urgent) of the most urgent row (0.0 for no rows): what a rule that needs the model's
+        agreement (``confirm`` in the rules file) is checked against."""
+        found = self._most_urgent(vectors, skip)
+        return 0.0 if found is None else found[1]
+
+    def _most_urgent(self, vectors: np.ndarray, skip: set[str]) -> tuple[str, float] | None:
         allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
         if len(vectors) == 0 or not allowed:
             return None
         p = self.probabilities(vectors)[:, allowed]
         urgent = p.sum(axis=1)
         row = int(np.argmax(urgent))
-        if urgent[row] < self.threshold:
-            return None
         return self.classes[allowed[int(np.argmax(p[row]))]], float(urgent[row])
 
     # --- fitting -------------------------------------------------------------------
