@@ -203,9 +203,8 @@ def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
 
 # Written for this test: harmless senses of confirm words, and urgent messages that use them.
 @pytest.mark.parametrize("text", [
-    # Known miss, kept in sight: the model gives it P(urgent) 0.52, just over the line.
-    pytest.param("I passed out birthday invitations at the school gate all afternoon and the bag strap left "
-                 "my upper back sore", marks=pytest.mark.xfail(strict=True, reason="P(urgent) 0.52")),
+    # Pinned (P(urgent) 0.52) by the model fitted before tune14-16 joined the labels; not since.
+    "I passed out birthday invitations at the school gate all afternoon and the bag strap left my upper back sore",
     "by 4pm my posture has collapsed at the desk, how do I strengthen my upper back",
     "folding the camping chairs and collapsing the tent all weekend, now it aches between my shoulder blades",
 ])
