@@ -211,13 +211,17 @@ class SafetyRules:
         """
         clauses = self._clauses(text)
         negated: set[str] = set()
-        hits = [h for cat in self.categories if (h := self._rule_hit(cat, clauses, negated))]
+        hits = [hit for cat in self.categories if (hit := self._rule_hit(cat, clauses, negated))]
+        # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
+        # "collapsed" or "suicidal" (they ask the model, so they run only when they can change the answer).
+        best = min((LEVELS.index(h.level) for h, _ in hits), default=len(LEVELS))
+        pending = [found for cat in self.categories if LEVELS.index(cat.level) < best
+                   and (found := self._rule_hit(cat, clauses, negated, confirm=True))]
+        hits = [h for h, _ in hits]
         encoded = None
-        if not hits:
-            pending = [h for cat in self.categories if (h := self._rule_hit(cat, clauses, negated, confirm=True))]
-            if pending:
-                encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
-                hits = self._confirmed(pending, encoded)
+        if pending:
+            encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
+            hits += self._confirmed(pending, encoded, encode, negated)
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -229,18 +233,29 @@ class SafetyRules:
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
 
-    def _confirmed(self, pending: list[SafetyHit], encoded: np.ndarray | None) -> list[SafetyHit]:
+    def _confirmed(self, pending: list[tuple[SafetyHit, str]], encoded: np.ndarray | None, encode,
+                   negated: set[str]) -> list[SafetyHit]:
         """The hits of ``confirm`` patterns, if the learned model agrees that the message is urgent.
-        Without the model or the message's vectors nothing can disagree: they pin (when in doubt, pin)."""
-        if self.urgency is None or encoded is None:
-            return pending
-        p = self.urgency.urgency(encoded, skip=self._model_skip)
-        if p < self.confirm:
-            logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0].reason, p, self.confirm)
-            return []
-        return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h in pending]
 
-    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str], confirm: bool = False) -> SafetyHit | None:
+        The model scores the message, its clauses and, always, each clause a pattern matched in (however
+        short: "Dad collapsed." among questions). Categories vetoed elsewhere in the message do not count,
+        as for the model's own pins. Without the model or an encoder nothing can disagree: they pin.
+        """
+        if self.urgency is None or encode is None:
+            return [hit for hit, _ in pending]
+        matched = sorted({clause for _, clause in pending})
+        rows = np.vstack([encoded, np.asarray(encode(matched), np.float32)]) if encoded is not None and len(encoded) \
+            else np.asarray(encode(matched), np.float32)
+        own = {hit.category for hit, _ in pending}
+        p = self.urgency.urgency(rows, skip=(negated - own) | self._model_skip)
+        if p < self.confirm:
+            logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0][0].reason, p, self.confirm)
+            return []
+        return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
+
+    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str],
+                  confirm: bool = False) -> tuple[SafetyHit, str] | None:
+        """The category's first pattern match (``confirm`` patterns instead, if asked) and its clause."""
         vetoes = cat.unless if cat.level == "crisis" else cat.unless + self.calm
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:
@@ -254,7 +269,7 @@ class SafetyRules:
                     if _negated(clause, m.start()):
                         negated.add(cat.id)
                         continue
-                    return self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
+                    return self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}"), clause
         return None
 
     def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:

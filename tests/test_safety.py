@@ -245,6 +245,15 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("my legs are wobbly and I've gone numb from the waist down since this afternoon", "neuro"),
     ("dad's words are coming out all jumbled and his face looks odd", "neuro"),
     ("dropped 6 kilos in 2 months without trying and my upper back aches", "fever"),
+    # from an independent review: a fever banner hid them, a short clause, a veto too wide
+    ("running a temp since monday and i think im having a heart attack", "chest_pain"),
+    ("night sweats and I passed out twice today", "fainting"),
+    ("high temperature since yesterday and honestly I'm suicidal", "self_harm"),
+    ("Is yoga good for the upper back? Dad collapsed. Which exercises are best for rounded shoulders?", "fainting"),
+    ("my teenage son searched for suicide methods on his laptop", "self_harm"),
+    ("my husband collapsed while we were watching a horror movie and he's grey and sweating", "fainting"),
+    ("a woman here has a sudden tearing pain in her back and she's grey", "sudden_severe_pain"),
+    ("i passed out writing my essay about the war and my neck and back hurt", "fainting"),
 ])
 def test_more_urgent_phrasings_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
@@ -350,10 +359,15 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     # after tune14-16 (other words than theirs)
     "in my thriller screenplay the detective gets shot and collapses; my own upper back aches from typing",
     "my villain has a stroke in the last act, does hunching over a desk cause upper back pain?",
-    "writing an essay on the 1918 flu, everyone had fevers and coughed blood. which stretches help my back?",
     "on a hospital drama a woman had a ripping pain in her back, what causes ordinary upper back pain?",
     "had a bad chest infection back in February, fully better, how do I rebuild my upper back?",
     "my phone went unresponsive again, anyway how do I fix rounded shoulders?",
+    # from an independent review of the rules above
+    "I'm planning to drive into the lake district tomorrow, will 5 hours in the car hurt my upper back?",
+    "this is a farewell party for my colleague, carrying the boxes hurt my upper back",
+    "my 2 year old can't say full sentences yet, carrying him hurts my upper back",
+    "I'm dyslexic so my words get jumbled when I'm tired, sorry. Best stretch for upper back?",
+    "my flatmate won't wake up for his alarm and it's driving me mad, anyway posture tips?",
 ])
 def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None, (text, bot.ask(text).safety)

@@ -190,9 +190,43 @@ def test_a_confirm_pattern_pins_only_when_the_model_agrees(tmp_path):
     assert rules.check("a bang on the door", encode=encode) is None
     assert rules.check("firmword on the door", encode=encode) is not None  # plain patterns need no agreement
     assert rules.check("a bang and an alarm long ago", encode=encode) is None  # vetoes still apply
-    # the vectors a caller already has are used as they are
-    vec = encode(["a bang on the door"])[0]
-    assert rules.check("a bang on the door", text_vector=vec, piece_vectors=np.zeros((0, DIM))) is None
+    # the vectors a caller already has are used as they are: an urgent message vector confirms
+    urgent_vec = encode(["alarm"])[0]
+    assert rules.check("a bang on the door", encode=encode, text_vector=urgent_vec,
+                       piece_vectors=np.zeros((0, DIM))) is not None
+
+
+class _ShortAlarmEncoder(_AlarmEncoder):
+    """Urgent only for a short text with 'alarm' in it: the model finds one short clause urgent."""
+
+    def encode(self, texts):
+        eye = np.eye(DIM, dtype=np.float32)
+        return np.array([eye[1] if "alarm" in t and len(t.split()) <= 3 else eye[0] for t in texts],
+                        np.float32).reshape(len(texts), DIM)
+
+
+def test_the_clause_a_confirm_pattern_matched_in_is_scored_however_short(tmp_path):
+    rules = _confirm_rules(tmp_path, with_model=True)
+    text = "is yoga any good for posture? bang alarm. which chair is best for a long day at a desk?"
+    assert rules.meaning_pieces(text) and "bang alarm." not in rules.meaning_pieces(text)  # too short a piece
+    hit = rules.check(text, encode=_ShortAlarmEncoder().encode)
+    assert hit is not None and "P(urgent)" in hit.reason
+
+
+def test_a_less_pressing_plain_hit_does_not_hide_a_confirm_pattern(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("categories:\n"
+                     "  - {id: fever, level: urgent, title: F, message: M, patterns: [hotword]}\n"
+                     "  - {id: chest_pain, level: emergency, title: T, message: M, confirm: [bang]}\n",
+                     encoding="utf-8")
+    x, y = _data()
+    UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
+    loaded = SafetyRules.load(rules)
+    loaded.prepare(_AlarmEncoder())
+    encode = _AlarmEncoder().encode
+    assert loaded.check("hotword and a bang alarm", encode=encode).category == "chest_pain"
+    assert loaded.check("hotword and a bang", encode=encode).category == "fever"  # the model disagrees
+    assert loaded.check("hotword only", encode=encode).category == "fever"
 
 
 def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
