@@ -88,6 +88,10 @@ class SafetyRules:
     #: ``calm_context``: patterns that veto every category except crises in their clause (a fall
     #: "years ago", "fully recovered", "not literally", "if I ever ...").
     calm: list[re.Pattern] = field(default_factory=list)
+    #: ``doubt_context``: patterns that make every rule in their clause ask the model, as ``confirm``
+    #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
+    #: the news and got crushing chest pain"); crises included.
+    doubt: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
@@ -124,10 +128,14 @@ class SafetyRules:
         calm_node = _value_node(root, "calm_context")
         calm = _compile(path, "calm_context", data.get("calm_context"),
                         calm_node.start_mark.line + 1 if calm_node else None)
+        doubt_node = _value_node(root, "doubt_context")
+        doubt = _compile(path, "doubt_context", data.get("doubt_context"),
+                         doubt_node.start_mark.line + 1 if doubt_node else None)
         return cls(
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
             calm=calm,
+            doubt=doubt,
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
@@ -174,7 +182,7 @@ class SafetyRules:
         vocab: set[str] = set()
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.confirm, *cat.unless])]:
+        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.confirm, *cat.unless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
 
@@ -211,13 +219,17 @@ class SafetyRules:
         """
         clauses = self._clauses(text)
         negated: set[str] = set()
-        hits = [hit for cat in self.categories if (hit := self._rule_hit(cat, clauses, negated))]
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, clauses, negated))]
+        hits = [h for h, _, doubtful in found if not doubtful]
+        pending = [(h, clause) for h, clause, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
         # "collapsed" or "suicidal" (they ask the model, so they run only when they can change the answer).
-        best = min((LEVELS.index(h.level) for h, _ in hits), default=len(LEVELS))
-        pending = [found for cat in self.categories if LEVELS.index(cat.level) < best
-                   and (found := self._rule_hit(cat, clauses, negated, confirm=True))]
-        hits = [h for h, _ in hits]
+        best = min((LEVELS.index(h.level) for h in hits), default=len(LEVELS))
+        seen = {h.category for h, _, _ in found}
+        for cat in self.categories:
+            if LEVELS.index(cat.level) < best and cat.id not in seen:
+                if gated := self._rule_hit(cat, clauses, negated, confirm=True):
+                    pending.append(gated[:2])
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -254,12 +266,12 @@ class SafetyRules:
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
     def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str],
-                  confirm: bool = False) -> tuple[SafetyHit, str] | None:
-        """The category's first pattern match (``confirm`` patterns instead, if asked) and its clause."""
+                  confirm: bool = False) -> tuple[SafetyHit, str, bool] | None:
+        """The category's first pattern match (``confirm`` patterns instead, if asked), its clause, and
+        whether it needs the model's agreement (a plain pattern in a clause with a doubt context)."""
         vetoes = cat.unless if cat.level == "crisis" else cat.unless + self.calm
         patterns = cat.confirm if confirm else cat.patterns
-        if not patterns:
-            return None
+        doubtful = None
         for clause in clauses:
             if any(_found(u, clause) for u in vetoes):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
@@ -269,8 +281,11 @@ class SafetyRules:
                     if _negated(clause, m.start()):
                         negated.add(cat.id)
                         continue
-                    return self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}"), clause
-        return None
+                    hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
+                    if confirm or not any(_found(d, clause) for d in self.doubt):
+                        return hit, clause, False
+                    doubtful = doubtful or (hit, clause, True)  # a later clause may still match plainly
+        return doubtful
 
     def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:
         """The vectors of the message and its clauses (one row each), or None without a way to embed them."""

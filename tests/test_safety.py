@@ -254,6 +254,10 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("my husband collapsed while we were watching a horror movie and he's grey and sweating", "fainting"),
     ("a woman here has a sudden tearing pain in her back and she's grey", "sudden_severe_pain"),
     ("i passed out writing my essay about the war and my neck and back hurt", "fainting"),
+    # a film, the news or a book around the writer's own emergency (these contexts used to veto)
+    ("i was watching the news and got crushing chest pain", "chest_pain"),
+    ("reading a book in bed and suddenly I can't breathe", "breathing"),
+    ("sitting in the cinema watching a film when a tearing pain ripped through my back", "sudden_severe_pain"),
 ])
 def test_more_urgent_phrasings_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
@@ -305,7 +309,10 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     # from upper_back_tune10/11.jsonl, in other words
     "that deadline is a heart attack waiting to happen",
     "studying for my nursing exams: which conditions cause chest pain along with back pain?",
-    "saw a reel claiming back pain means a heart attack, mine is from my desk",
+    # A film, a reel or the news now asks the model instead of vetoing (a veto silenced "I was watching
+    # the news and got crushing chest pain"); the model is unsure here, and when in doubt we pin.
+    pytest.param("saw a reel claiming back pain means a heart attack, mine is from my desk",
+                 marks=pytest.mark.xfail(strict=True, reason="doubt context: P(urgent) 0.62 pins")),
     "a fever dream about deadlifts woke me up, my upper back is just stiff",
     "my toddler keeps falling over on her scooter and carrying her home hurts my back",
     "worst pain ever is stubbing your toe, but what causes shoulder blade pain?",

@@ -257,3 +257,19 @@ def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
 def test_urgent_uses_of_confirm_words_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
     assert hit is not None and hit.category == category, (text, hit)
+
+
+def test_a_doubt_context_makes_a_plain_rule_ask_the_model(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("doubt_context: [on the telly]\n"
+                     "categories:\n  - {id: chest_pain, level: emergency, title: T, message: M, patterns: [firmword]}\n",
+                     encoding="utf-8")
+    x, y = _data()
+    UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
+    loaded = SafetyRules.load(rules)
+    loaded.prepare(_AlarmEncoder())
+    encode = _AlarmEncoder().encode
+    assert loaded.check("firmword on the telly", encode=encode) is None  # the model disagrees
+    assert loaded.check("firmword on the telly, alarm", encode=encode) is not None  # it agrees
+    assert loaded.check("firmword on the telly") is not None  # no encoder: the rule pins
+    assert loaded.check("on the telly. firmword now", encode=encode) is not None  # another clause, plainly
