@@ -46,6 +46,11 @@ _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero",
               "nae"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
+#: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
+_NOW = re.compile(r"\b(right now|just now|at the moment|as we speak|tonight|this (morning|afternoon|evening)"
+                  r"|(\d+|a few|few|an?|one|two|three|ten|twenty|thirty) (minutes?|mins?|hours?|hrs?) ago"
+                  r"|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's)"
+                  r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all)\b)\w+ now)\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -269,11 +274,13 @@ class SafetyRules:
                   confirm: bool = False) -> tuple[SafetyHit, str, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), its clause, and
         whether it needs the model's agreement (a plain pattern in a clause with a doubt context)."""
-        vetoes = cat.unless if cat.level == "crisis" else cat.unless + self.calm
         patterns = cat.confirm if confirm else cat.patterns
         doubtful = None
         for clause in clauses:
-            if any(_found(u, clause) for u in vetoes):
+            # A calm context vetoes its clause, unless the clause also says "now": "fell off a ladder
+            # years ago and now he has collapsed" asks the model instead.
+            calmed = cat.level != "crisis" and any(_found(c, clause) for c in self.calm)
+            if any(_found(u, clause) for u in cat.unless) or (calmed and not _NOW.search(clause)):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
@@ -282,7 +289,7 @@ class SafetyRules:
                         negated.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
-                    if confirm or not any(_found(d, clause) for d in self.doubt):
+                    if confirm or not (calmed or any(_found(d, clause) for d in self.doubt)):
                         return hit, clause, False
                     doubtful = doubtful or (hit, clause, True)  # a later clause may still match plainly
         return doubtful

@@ -254,6 +254,12 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("my husband collapsed while we were watching a horror movie and he's grey and sweating", "fainting"),
     ("a woman here has a sudden tearing pain in her back and she's grey", "sudden_severe_pain"),
     ("i passed out writing my essay about the war and my neck and back hurt", "fainting"),
+    # a calm context in the same clause as an emergency happening now (these used to veto)
+    ("what are the warning signs of a stroke? my mum's face is drooping right now", "neuro"),
+    ("if I ever get chest pain what do I do, I have crushing chest pain this morning", "chest_pain"),
+    # Known miss: "years ago ... now" asks the model here, and it is unsure (P(urgent) under 0.5).
+    pytest.param("I had a fall years ago and now I'm on the floor again and can't get up", "injury",
+                 marks=pytest.mark.xfail(strict=True, reason="the model gives P(urgent) < 0.5")),
     # a film, the news or a book around the writer's own emergency (these contexts used to veto)
     ("i was watching the news and got crushing chest pain", "chest_pain"),
     ("reading a book in bed and suddenly I can't breathe", "breathing"),
