@@ -260,9 +260,8 @@ class SafetyRules:
         """
         if self.urgency is None or encode is None:
             return [hit for hit, _ in pending]
-        matched = sorted({clause for _, clause in pending})
-        rows = np.vstack([encoded, np.asarray(encode(matched), np.float32)]) if encoded is not None and len(encoded) \
-            else np.asarray(encode(matched), np.float32)
+        # With an encoder, ``encoded`` always holds the message's row.
+        rows = np.vstack([encoded, encode(sorted({clause for _, clause in pending}))])
         own = {hit.category for hit, _ in pending}
         p = self.urgency.urgency(rows, skip=(negated - own) | self._model_skip)
         if p < self.confirm:
@@ -275,6 +274,8 @@ class SafetyRules:
         """The category's first pattern match (``confirm`` patterns instead, if asked), its clause, and
         whether it needs the model's agreement (a plain pattern in a clause with a doubt context)."""
         patterns = cat.confirm if confirm else cat.patterns
+        if not patterns:  # most categories have no confirm patterns: no clause scan for them
+            return None
         doubtful = None
         for clause in clauses:
             # A calm context vetoes its clause, unless the clause also says "now": "fell off a ladder

@@ -159,26 +159,36 @@ def test_model_classes_the_rules_do_not_have_are_ignored(tmp_path, caplog):
 
 
 class _AlarmEncoder:
-    """'alarm' in a text -> the chest_pain cluster of `_data`, anything else -> the not-urgent one."""
+    """'alarm' in a text (of at most ``max_words`` words) -> the chest_pain cluster of `_data`,
+    anything else -> the not-urgent one."""
 
     name = "toy-model"
 
+    def __init__(self, max_words: int | None = None):
+        self.max_words = max_words
+
     def encode(self, texts):
         eye = np.eye(DIM, dtype=np.float32)
-        return np.array([eye[1] if "alarm" in t else eye[0] for t in texts], np.float32).reshape(len(texts), DIM)
+        urgent = [("alarm" in t) and (self.max_words is None or len(t.split()) <= self.max_words) for t in texts]
+        return np.array([eye[1] if u else eye[0] for u in urgent], np.float32).reshape(len(texts), DIM)
 
 
-def _confirm_rules(tmp_path, with_model: bool) -> SafetyRules:
+def _toy_rules(tmp_path, rules_yaml: str, with_model: bool = True) -> SafetyRules:
+    """A rules file, with a toy model fitted on `_data` beside it, prepared with `_AlarmEncoder`."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text("semantic: {confirm: 0.5}\n"
-                     "categories:\n  - {id: chest_pain, level: emergency, title: T, message: M,\n"
-                     "     patterns: [firmword], confirm: [bang], unless: [long ago]}\n", encoding="utf-8")
+    rules.write_text(rules_yaml, encoding="utf-8")
     if with_model:
         x, y = _data()
         UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
     loaded = SafetyRules.load(rules)
     loaded.prepare(_AlarmEncoder())
     return loaded
+
+
+def _confirm_rules(tmp_path, with_model: bool) -> SafetyRules:
+    return _toy_rules(tmp_path, "semantic: {confirm: 0.5}\n"
+                                "categories:\n  - {id: chest_pain, level: emergency, title: T, message: M,\n"
+                                "     patterns: [firmword], confirm: [bang], unless: [long ago]}\n", with_model)
 
 
 def test_a_confirm_pattern_pins_only_when_the_model_agrees(tmp_path):
@@ -196,33 +206,18 @@ def test_a_confirm_pattern_pins_only_when_the_model_agrees(tmp_path):
                        piece_vectors=np.zeros((0, DIM))) is not None
 
 
-class _ShortAlarmEncoder(_AlarmEncoder):
-    """Urgent only for a short text with 'alarm' in it: the model finds one short clause urgent."""
-
-    def encode(self, texts):
-        eye = np.eye(DIM, dtype=np.float32)
-        return np.array([eye[1] if "alarm" in t and len(t.split()) <= 3 else eye[0] for t in texts],
-                        np.float32).reshape(len(texts), DIM)
-
-
 def test_the_clause_a_confirm_pattern_matched_in_is_scored_however_short(tmp_path):
     rules = _confirm_rules(tmp_path, with_model=True)
     text = "is yoga any good for posture? bang alarm. which chair is best for a long day at a desk?"
     assert rules.meaning_pieces(text) and "bang alarm." not in rules.meaning_pieces(text)  # too short a piece
-    hit = rules.check(text, encode=_ShortAlarmEncoder().encode)
+    hit = rules.check(text, encode=_AlarmEncoder(max_words=3).encode)  # only the short clause is urgent
     assert hit is not None and "P(urgent)" in hit.reason
 
 
 def test_a_less_pressing_plain_hit_does_not_hide_a_confirm_pattern(tmp_path):
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("categories:\n"
-                     "  - {id: fever, level: urgent, title: F, message: M, patterns: [hotword]}\n"
-                     "  - {id: chest_pain, level: emergency, title: T, message: M, confirm: [bang]}\n",
-                     encoding="utf-8")
-    x, y = _data()
-    UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
-    loaded = SafetyRules.load(rules)
-    loaded.prepare(_AlarmEncoder())
+    loaded = _toy_rules(tmp_path, "categories:\n"
+                                  "  - {id: fever, level: urgent, title: F, message: M, patterns: [hotword]}\n"
+                                  "  - {id: chest_pain, level: emergency, title: T, message: M, confirm: [bang]}\n")
     encode = _AlarmEncoder().encode
     assert loaded.check("hotword and a bang alarm", encode=encode).category == "chest_pain"
     assert loaded.check("hotword and a bang", encode=encode).category == "fever"  # the model disagrees
@@ -260,14 +255,8 @@ def test_urgent_uses_of_confirm_words_are_pinned(bot, text, category):
 
 
 def test_a_doubt_context_makes_a_plain_rule_ask_the_model(tmp_path):
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("doubt_context: [on the telly]\n"
-                     "categories:\n  - {id: chest_pain, level: emergency, title: T, message: M, patterns: [firmword]}\n",
-                     encoding="utf-8")
-    x, y = _data()
-    UrgencyModel.fit(x, y, "toy-model")[0].save(model_path(rules))
-    loaded = SafetyRules.load(rules)
-    loaded.prepare(_AlarmEncoder())
+    loaded = _toy_rules(tmp_path, "doubt_context: [on the telly]\ncategories:\n"
+                                  "  - {id: chest_pain, level: emergency, title: T, message: M, patterns: [firmword]}\n")
     encode = _AlarmEncoder().encode
     assert loaded.check("firmword on the telly", encode=encode) is None  # the model disagrees
     assert loaded.check("firmword on the telly, alarm", encode=encode) is not None  # it agrees
