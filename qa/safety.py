@@ -6,6 +6,8 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
    cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
    A match right after a negation ("no chest pain, just stiffness") does not count;
    an ``unless`` pattern in the same clause ("a fall years ago") vetoes its category.
+   A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
+   matching: they silence their own words only, so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
    flyers", "the boss gave me a heart attack"): they pin only when the learned model (below) also
    finds the message more likely urgent than not; without a usable model they pin like any rule.
@@ -51,6 +53,7 @@ _NOW = re.compile(r"\b(right now|just now|at the moment|as we speak|tonight|this
                   r"|(\d+|a few|few|an?|one|two|three|ten|twenty|thirty) (minutes?|mins?|hours?|hrs?) ago"
                   r"|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's)"
                   r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all)\b)\w+ now)\b")
+_BLANK = "~"  # what a harmless phrase leaves in the text the rules read
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -84,6 +87,9 @@ class Category:
     unless: list[re.Pattern]
     examples: list[str]
     confirm: list[re.Pattern] = field(default_factory=list)  # pin only if the model agrees
+    #: Phrases using an alarming word harmlessly ("fell off the wagon", "felt like I got hit by a truck"):
+    #: blanked out before the rules read a clause, so, unlike ``unless``, they silence nothing else in it.
+    harmless: list[re.Pattern] = field(default_factory=list)
 
 
 @dataclass
@@ -130,17 +136,16 @@ class SafetyRules:
             line = lines[i] if i < len(lines) else None
             categories.append(_category(path, item, line))
         settings = data.get("semantic") or {}
-        calm_node = _value_node(root, "calm_context")
-        calm = _compile(path, "calm_context", data.get("calm_context"),
-                        calm_node.start_mark.line + 1 if calm_node else None)
-        doubt_node = _value_node(root, "doubt_context")
-        doubt = _compile(path, "doubt_context", data.get("doubt_context"),
-                         doubt_node.start_mark.line + 1 if doubt_node else None)
+
+        def top_list(key: str) -> list[re.Pattern]:
+            node = _value_node(root, key)
+            return _compile(path, key, data.get(key), node.start_mark.line + 1 if node else None)
+
         return cls(
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
-            calm=calm,
-            doubt=doubt,
+            calm=top_list("calm_context"),
+            doubt=top_list("doubt_context"),
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
@@ -187,7 +192,8 @@ class SafetyRules:
         vocab: set[str] = set()
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories for pat in [*cat.patterns, *cat.confirm, *cat.unless])]:
+        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
+                                               for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
 
@@ -223,18 +229,26 @@ class SafetyRules:
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
         clauses = self._clauses(text)
+        bare = [self._without_harmless(c) for c in clauses]  # what the rules read
+        if bare != clauses:
+            # A harmless phrase ("chest day"): the meaning checks read the message without it too, so
+            # they embed it again instead of using the caller's vectors.
+            clauses = [" ".join(b.replace(_BLANK, " ").split()) for b in bare]
+            text, text_vector, piece_vectors = " ".join(c for c in clauses if c), None, None
+            if not text:
+                return None
         negated: set[str] = set()
-        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, clauses, negated))]
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, negated))]
         hits = [h for h, _, doubtful in found if not doubtful]
-        pending = [(h, clause) for h, clause, doubtful in found if doubtful]  # in a film, the news ...
+        pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
         # "collapsed" or "suicidal" (they ask the model, so they run only when they can change the answer).
         best = min((LEVELS.index(h.level) for h in hits), default=len(LEVELS))
         seen = {h.category for h, _, _ in found}
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, clauses, negated, confirm=True):
-                    pending.append(gated[:2])
+                if gated := self._rule_hit(cat, bare, negated, confirm=True):
+                    pending.append((gated[0], clauses[gated[1]]))
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -269,15 +283,23 @@ class SafetyRules:
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
+    def _without_harmless(self, clause: str) -> str:
+        """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~")."""
+        for cat in self.categories:
+            for pattern in cat.harmless:
+                clause = pattern.sub(f" {_BLANK} ", clause)  # a mark, so the words either side do not join
+        return clause
+
     def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str],
-                  confirm: bool = False) -> tuple[SafetyHit, str, bool] | None:
-        """The category's first pattern match (``confirm`` patterns instead, if asked), its clause, and
-        whether it needs the model's agreement (a plain pattern in a clause with a doubt context)."""
+                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
+        """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
+        clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
+        context)."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
         doubtful = None
-        for clause in clauses:
+        for i, clause in enumerate(clauses):
             # A calm context vetoes its clause, unless the clause also says "now": "fell off a ladder
             # years ago and now he has collapsed" asks the model instead.
             calmed = cat.level != "crisis" and any(_found(c, clause) for c in self.calm)
@@ -291,8 +313,8 @@ class SafetyRules:
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
                     if confirm or not (calmed or any(_found(d, clause) for d in self.doubt)):
-                        return hit, clause, False
-                    doubtful = doubtful or (hit, clause, True)  # a later clause may still match plainly
+                        return hit, i, False
+                    doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
 
     def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:
@@ -430,6 +452,7 @@ def _category(path: Path, item, line: int | None) -> Category:
         unless=_compile(path, where, item.get("unless"), line),
         examples=[str(x) for x in item.get("examples") or []],
         confirm=_compile(path, where, item.get("confirm"), line),
+        harmless=_compile(path, where, item.get("harmless"), line),
     )
 
 

@@ -395,6 +395,31 @@ def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):
     assert hit is not None and hit.category == "chest_pain"
 
 
+@pytest.mark.parametrize("text", [
+    "I passed out birthday invitations at the school gate all afternoon and the bag strap left my upper back sore",
+    "felt like I'd been hit by a bus after my first spin class, which exercise helps my upper back",
+    "I fell off the wagon with my rows for a month, where do I start again",
+    "it's fever pitch at the office before the launch and my shoulder blades are tense",
+    "we ran suicides at hockey practice and now my upper back is sore",
+    "the company server collapsed overnight and I spent hours hunched under desks fixing it",
+    "my chest day routine is fine but my upper back lags behind, what should I add",
+])
+def test_harmless_phrases_are_not_pinned(bot, text):
+    assert bot.ask(text).safety is None
+
+
+@pytest.mark.parametrize("text, category", [
+    ("I passed out birthday invitations, then my dad collapsed in the hallway and isn't answering me", "fainting"),
+    ("did chest day, now crushing chest pain and my left arm is numb", "chest_pain"),
+    ("coach made us run suicides and I want to kill myself", "self_harm"),
+    ("our server collapsed at work and then my colleague collapsed at his desk and won't wake up", "fainting"),
+    ("felt like I got hit by a truck after the crash, my car rolled and my neck really hurts", "injury"),
+])
+def test_a_harmless_phrase_does_not_silence_the_rest_of_its_clause(bot, text, category):
+    hit = bot.ask(text).safety
+    assert hit is not None and hit.category == category, (text, hit)
+
+
 def test_calm_context_must_be_a_list(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("categories:\n  - {id: a, level: urgent, title: T, message: M}\ncalm_context: years ago\n",

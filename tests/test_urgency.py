@@ -224,6 +224,23 @@ def test_a_less_pressing_plain_hit_does_not_hide_a_confirm_pattern(tmp_path):
     assert loaded.check("hotword only", encode=encode).category == "fever"
 
 
+def test_a_harmless_phrase_silences_its_own_words_only(tmp_path):
+    loaded = _toy_rules(tmp_path, "categories:\n"
+                                  "  - {id: chest_pain, level: emergency, title: T, message: M,\n"
+                                  "     patterns: [firmword], harmless: [firmword drill, alarm clock]}\n")
+    encode = _AlarmEncoder().encode
+    assert loaded.check("a firmword drill today", encode=encode) is None
+    assert loaded.check("a firmword drill today") is None  # the rules alone
+    assert loaded.check("a firmword drill, then a real firmword", encode=encode) is not None  # same clause
+    # the meaning checks read the message without the phrase ("alarm" is what the toy model fears) ...
+    assert loaded.check("my alarm clock rang", encode=encode) is None
+    assert loaded.check("my alarm clock rang, then an alarm", encode=encode).reason.startswith("model")
+    # ... even when the caller passes the vectors of the whole message
+    vectors = encode(["my alarm clock rang"])
+    assert loaded.check("my alarm clock rang", encode=encode, text_vector=vectors[0]) is None
+    assert loaded.check("firmword drill!", encode=encode) is None  # nothing left to read
+
+
 def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
     # When nothing can disagree, the rule pins (when in doubt, pin).
     assert _confirm_rules(tmp_path, with_model=False).check("a bang on the door", encode=_AlarmEncoder().encode)
@@ -232,8 +249,9 @@ def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
 
 # Written for this test: harmless senses of confirm words, and urgent messages that use them.
 @pytest.mark.parametrize("text", [
-    # Pinned (P(urgent) 0.52) by the model fitted before tune14-16 joined the labels; not since.
-    "I passed out birthday invitations at the school gate all afternoon and the bag strap left my upper back sore",
+    # A harmless sense no `harmless` phrase lists, so the model decides (it gives 0.64).
+    pytest.param("we passed out the hymn books at church this morning and my upper back aches from carrying the stack",
+                 marks=pytest.mark.xfail(strict=True, reason="the model gives P(urgent) 0.64")),
     "by 4pm my posture has collapsed at the desk, how do I strengthen my upper back",
     "folding the camping chairs and collapsing the tent all weekend, now it aches between my shoulder blades",
 ])
