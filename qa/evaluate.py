@@ -350,9 +350,19 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
 
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
     """Accuracy figures at a threshold, declining as the bot does (safety pins are not part of retrieval)."""
-    d = _decisions(c, s)
+    return _table(c, _decisions(c, s), threshold)
+
+
+def _table(c: Components, d: "_Decided", threshold: float) -> dict:
     return {k: float(v[0]) if isinstance(v, np.ndarray) else v
             for k, v in _figures(c, d, np.array([threshold])).items()} | {"threshold": threshold}
+
+
+def tuned_table(c: Components, s: Scored) -> tuple[float, dict]:
+    """:func:`best_threshold` and :func:`score_table` at it, ranking the scores once."""
+    d = _decisions(c, s)
+    t = _best_threshold(c, d)
+    return t, _table(c, d, t)
 
 
 @dataclass
@@ -401,14 +411,18 @@ def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 
     Among equally good thresholds the midpoint of the best run is taken, which keeps
     the most room on both sides.
     """
+    return _best_threshold(c, _decisions(c, scores), max_wrongly_declined)
+
+
+def _best_threshold(c: Components, d: "_Decided", max_wrongly_declined: float = 0.03) -> float:
     candidates = np.round(np.arange(0.02, 0.98, 0.005), 3)
-    f = _figures(c, _decisions(c, scores), candidates)
+    f = _figures(c, d, candidates)
     n_in, n_off = len(c.in_scope_rows), len(c.off_topic_rows)
     zeros = np.zeros(len(candidates))
     top1 = f["top1"] if f["top1"] is not None else zeros
     off_declined = f["off_topic_declined"] if f["off_topic_declined"] is not None else zeros
     in_declined = f["in_scope_declined"] if f["in_scope_declined"] is not None else zeros
-    gain = top1 * n_in + off_declined * n_off
+    gain = np.rint(top1 * n_in + off_declined * n_off)  # counts: equal ones must compare equal
     values = np.where(in_declined <= max_wrongly_declined, gain, -1)
     best = np.flatnonzero(values == values.max())
     # the longest run of consecutive best thresholds, and its middle
@@ -473,8 +487,7 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
                    [0.0, 0.1, 0.15, 0.2])
     for w, aw, scale, margin, sw, cm in grid:
         scores = blend(c, base.embed_fields, w, aw, scale, True, margin, sw, cm)
-        t = best_threshold(c, scores)
-        f = score_table(c, scores, t)
+        t, f = tuned_table(c, scores)
         key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -abs(w - base.lexical_weight))
         tried.append((key, dict(lexical_weight=w, answer_weight=aw, lexical_scale=scale, out_of_scope_margin=margin,
                                 sentence_weight=sw, contrast_margin=cm, learned_weight=0.0, not_covered_decline=1.0),
@@ -492,8 +505,7 @@ def tune(bot, tune_items: list[Item], test_items: list[Item] = ()) -> tuple[Retr
                                                                [0.6, 0.7, 0.8, 0.9, 1.0]):
             weights = {**blend_weights, "learned_weight": lw, "not_covered_decline": decline}
             scores = blend(c, base.embed_fields, use_out_of_scope=True, **weights)
-            t = best_threshold(c, scores)
-            f = score_table(c, scores, t)
+            t, f = tuned_table(c, scores)
             # ties go to the lighter touch: a smaller weight, then declining less readily
             key = ((f["top1"] or 0) + (f["off_topic_declined"] or 0), f["mrr"] or 0, -lw, decline)
             if learned is None or key > learned[0]:
@@ -714,7 +726,7 @@ def cmd_tune(args) -> int:
             urgency = None
             print(f"  safety model not fitted: {exc}")
     if urgency is not None:
-        print(f"  safety model: {len(urgency.classes) - 1} categories, threshold {urgency.threshold:.2f}; "
+        print(f"  safety model: {len(urgency.classes) - 1} categories, threshold {urgency.threshold:.3f}; "
               f"cross-validated on the tuning part: {_pct(cv['recall']).strip()} of {cv['urgent']} urgent "
               f"pinned by it, {_pct(cv['false_alarms']).strip()} false alarms on {cv['not_urgent']} others")
         bot.rules.urgency = urgency
