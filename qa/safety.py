@@ -53,7 +53,6 @@ _NOW = re.compile(r"\b(right now|just now|at the moment|as we speak|tonight|this
                   r"|(\d+|a few|few|an?|one|two|three|ten|twenty|thirty) (minutes?|mins?|hours?|hrs?) ago"
                   r"|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's)"
                   r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all)\b)\w+ now)\b")
-_BLANK = "~"  # what a harmless phrase leaves in the text the rules read
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -229,15 +228,8 @@ class SafetyRules:
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
         clauses = self._clauses(text)
-        bare = [self._without_harmless(c) for c in clauses]  # what the rules read
-        if bare != clauses:
-            # A harmless phrase ("chest day"): the meaning checks read the message without it too, so
-            # they embed it again instead of using the caller's vectors.
-            clauses = [" ".join(b.replace(_BLANK, " ").split()) for b in bare]
-            text, text_vector, piece_vectors = " ".join(c for c in clauses if c), None, None
-            if not text:
-                return None
         negated: set[str] = set()
+        bare = [self._without_harmless(c, negated) for c in clauses]  # what the rules read
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, negated))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
@@ -283,11 +275,15 @@ class SafetyRules:
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
-    def _without_harmless(self, clause: str) -> str:
-        """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~")."""
+    def _without_harmless(self, clause: str, negated: set[str]) -> str:
+        """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~").
+        The meaning checks, which read the whole message, skip a category whose phrase was found, as
+        after an ``unless`` veto: "chest day" is close in meaning to "my chest feels tight"."""
         for cat in self.categories:
             for pattern in cat.harmless:
-                clause = pattern.sub(f" {_BLANK} ", clause)  # a mark, so the words either side do not join
+                clause, found = pattern.subn(" ~ ", clause)  # a mark, so the words either side do not join
+                if found:
+                    negated.add(cat.id)
         return clause
 
     def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str],

@@ -405,6 +405,10 @@ def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):
     "we ran suicides at hockey practice and now my upper back is sore",
     "the company server collapsed overnight and I spent hours hunched under desks fixing it",
     "my chest day routine is fine but my upper back lags behind, what should I add",
+    "my partner wants to use the massage gun on me for my back knots",
+    "I slammed the door against the wall when I left, my shoulder blades are tense",
+    "my laptop went unresponsive during a call and I've been hunched over it all afternoon",
+    "my cake collapsed in the oven after a whole day stooped over baking, upper back aches",
 ])
 def test_harmless_phrases_are_not_pinned(bot, text):
     assert bot.ask(text).safety is None
@@ -416,6 +420,16 @@ def test_harmless_phrases_are_not_pinned(bot, text):
     ("coach made us run suicides and I want to kill myself", "self_harm"),
     ("our server collapsed at work and then my colleague collapsed at his desk and won't wake up", "fainting"),
     ("felt like I got hit by a truck after the crash, my car rolled and my neck really hurts", "injury"),
+    # An independent review's cases: phrases too wide in the first version blanked these out.
+    ("I phoned suicide lines all night, nobody can help me", "self_harm"),
+    ("my friend passed out after drinks and won't wake up", "fainting"),
+    ("my son passed out handing out flyers in the heat and isn't responding", "fainting"),
+    ("a guy on the building site just collapsed", "fainting"),
+    ("chest pressure sets in when I walk uphill", "chest_pain"),
+    ("I feel like I was hit by a bus after the crash yesterday", "injury"),
+    ("my dad collapsed on the sofa and isn't breathing", "breathing"),
+    ("he passed out on the couch and we can't wake him", "fainting"),
+    ("mum collapsed onto the bed and is unresponsive", "fainting"),
 ])
 def test_a_harmless_phrase_does_not_silence_the_rest_of_its_clause(bot, text, category):
     hit = bot.ask(text).safety

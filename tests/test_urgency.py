@@ -232,12 +232,11 @@ def test_a_harmless_phrase_silences_its_own_words_only(tmp_path):
     assert loaded.check("a firmword drill today", encode=encode) is None
     assert loaded.check("a firmword drill today") is None  # the rules alone
     assert loaded.check("a firmword drill, then a real firmword", encode=encode) is not None  # same clause
-    # the meaning checks read the message without the phrase ("alarm" is what the toy model fears) ...
+    # the meaning checks skip the phrase's category ("alarm" is what the toy model fears) ...
     assert loaded.check("my alarm clock rang", encode=encode) is None
-    assert loaded.check("my alarm clock rang, then an alarm", encode=encode).reason.startswith("model")
-    # ... even when the caller passes the vectors of the whole message
     vectors = encode(["my alarm clock rang"])
     assert loaded.check("my alarm clock rang", encode=encode, text_vector=vectors[0]) is None
+    assert loaded.check("my alarm rang", encode=encode).reason.startswith("model")  # ... only then
     assert loaded.check("firmword drill!", encode=encode) is None  # nothing left to read
 
 
