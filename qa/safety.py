@@ -230,7 +230,8 @@ class SafetyRules:
         clauses = self._clauses(text)
         negated: set[str] = set()
         bare = [self._without_harmless(c, negated) for c in clauses]  # what the rules read
-        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, negated))]
+        calmed = [any(_found(c, clause) for c in self.calm) for clause in bare]  # the same for every category
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, negated))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
@@ -239,7 +240,7 @@ class SafetyRules:
         seen = {h.category for h, _, _ in found}
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, negated, confirm=True):
+                if gated := self._rule_hit(cat, bare, calmed, negated, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
         encoded = None
         if pending:
@@ -286,11 +287,11 @@ class SafetyRules:
                     negated.add(cat.id)
         return clause
 
-    def _rule_hit(self, cat: Category, clauses: list[str], negated: set[str],
+    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool], negated: set[str],
                   confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context)."""
+        context). ``calmed``: per clause, whether a calm context is in it."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
@@ -298,8 +299,8 @@ class SafetyRules:
         for i, clause in enumerate(clauses):
             # A calm context vetoes its clause, unless the clause also says "now": "fell off a ladder
             # years ago and now he has collapsed" asks the model instead.
-            calmed = cat.level != "crisis" and any(_found(c, clause) for c in self.calm)
-            if any(_found(u, clause) for u in cat.unless) or (calmed and not _NOW.search(clause)):
+            calm = calmed[i] and cat.level != "crisis"
+            if any(_found(u, clause) for u in cat.unless) or (calm and not _NOW.search(clause)):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
@@ -308,7 +309,7 @@ class SafetyRules:
                         negated.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
-                    if confirm or not (calmed or any(_found(d, clause) for d in self.doubt)):
+                    if confirm or not (calm or any(_found(d, clause) for d in self.doubt)):
                         return hit, i, False
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
