@@ -5,7 +5,9 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
 1. **Rules**: regular expressions per category, matched on the message after
    cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
    A match right after a negation ("no chest pain, just stiffness") does not count;
-   an ``unless`` pattern in the same clause ("a fall years ago") vetoes its category.
+   an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category, and a calm
+   context ("years ago", "if I ever") every category, up to a turn back to the present ("... and
+   now I ..."), after which the rules ask the learned model.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
    matching: they silence their own words only, so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
@@ -51,8 +53,14 @@ _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
 _NOW = re.compile(r"\b(right now|just now|at the moment|as we speak|tonight|this (morning|afternoon|evening)"
                   r"|(\d+|a few|few|an?|one|two|three|ten|twenty|thirty) (minutes?|mins?|hours?|hrs?) ago"
-                  r"|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's)"
-                  r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all)\b)\w+ now)\b")
+                  r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all|\d+)\b)\w+ now)\b")
+#: The turn from an old story to the present ("a heart attack last year and now I have ..."): a calm context
+#: or an ``unless`` veto before it still holds for what comes before it, and the model judges what follows.
+_TURN = re.compile(r"\b(and now|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's|the|it|this)"
+                   r"|(and )?(then )?(suddenly|all of a sudden)|because (my|his|her|i|i'm|i've|he|she|he's|she's)"
+                   r"|(my|his|her|our) (wife|husband|partner|dad|father|mum|mom|mother|son|daughter|baby|child|kid|friend"
+                   r"|brother|sister|grandad|grandpa|grandma|granny|nan|gran|boyfriend|girlfriend)( is| has| just| won't| can't"
+                   r"| isn't| keeps|'s (just|not)|'s(?= (face|lips|mouth|arm|arms|leg|legs|speech|breathing|chest|heart|skin)\b)))\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -228,10 +236,11 @@ class SafetyRules:
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
         clauses = self._clauses(text)
-        negated: set[str] = set()
-        bare = [self._without_harmless(c, negated) for c in clauses]  # what the rules read
-        calmed = [any(_found(c, clause) for c in self.calm) for clause in bare]  # the same for every category
-        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, negated))]
+        blanked: set[str] = set()  # categories with a harmless phrase in the message
+        bare = [self._without_harmless(c, blanked) for c in clauses]  # what the rules read
+        vetoed: set[str] = set()  # categories a rule found negated or vetoed (the rules add them)
+        calmed = [_first(self.calm, clause) for clause in bare]  # the same for every category
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
@@ -240,8 +249,9 @@ class SafetyRules:
         seen = {h.category for h, _, _ in found}
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, calmed, negated, confirm=True):
+                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
+        negated = vetoed | blanked  # what the meaning checks skip
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -249,8 +259,14 @@ class SafetyRules:
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
-            hit = self._example_hit(encoded, negated) or self._model_hit(encoded, negated)
+            hit = self._example_hit(encoded, negated)
+            if hit and self._in_a_story(bare) and not self._agreed(encoded, negated):
+                hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
+            hit = hit or self._model_hit(encoded, negated)
             if hit:
+                hits.append(hit)
+        if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
+            if hit := self._beside_harmless(bare, blanked - vetoed, encode):
                 hits.append(hit)
         if not hits:
             return None
@@ -276,40 +292,77 @@ class SafetyRules:
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
-    def _without_harmless(self, clause: str, negated: set[str]) -> str:
+    def _beside_harmless(self, bare: list[str], categories: set[str], encode) -> SafetyHit | None:
+        """The meaning check of a harmless phrase's own category on what its clauses say beside it: "we did
+        suicide drills at practice and nobody would notice if I was gone" is read as "we did ~ at practice and
+        ...". Only that category: the blanked text is not a sentence anyone wrote, and for other categories
+        the whole message has been judged already."""
+        texts = [c for c in bare if "~" in c and len(words(c.replace("~", " "))) >= 3]
+        if not texts:
+            return None
+        rows = np.asarray(encode(texts), np.float32)
+        for cat in self.categories:
+            if cat.id in categories:
+                others = {c.id for c in self.categories} - {cat.id}
+                if hit := self._example_hit(rows, others) or self._model_hit(rows, others):
+                    return hit
+        return None
+
+    def _in_a_story(self, clauses: list[str]) -> bool:
+        return any(_found(d, clause) for clause in clauses for d in self.doubt)
+
+    def _agreed(self, encoded: np.ndarray, negated: set[str]) -> bool:
+        """Whether the learned model finds the message urgent enough for a ``confirm`` pin (True without one)."""
+        if self.urgency is None:
+            return True
+        return self.urgency.urgency(encoded, skip=negated | self._model_skip) >= self.confirm
+
+    def _without_harmless(self, clause: str, blanked: set[str]) -> str:
         """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~").
         The meaning checks, which read the whole message, skip a category whose phrase was found, as
-        after an ``unless`` veto: "chest day" is close in meaning to "my chest feels tight"."""
+        after an ``unless`` veto: "chest day" is close in meaning to "my chest feels tight". Not after a
+        turn to the present, though: "collapsed laughing and now he's grey" is judged as a whole."""
+        def blank(m: re.Match) -> str:
+            if not _TURN.search(m.string, m.end()):
+                blanked.add(cat.id)
+            return " ~ "  # a mark, so the words either side do not join
+
         for cat in self.categories:
             for pattern in cat.harmless:
-                clause, found = pattern.subn(" ~ ", clause)  # a mark, so the words either side do not join
-                if found:
-                    negated.add(cat.id)
+                clause = pattern.sub(blank, clause)
         return clause
 
-    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool], negated: set[str],
+    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[int | None], negated: set[str],
                   confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context). ``calmed``: per clause, whether a calm context is in it."""
+        context). ``calmed``: per clause, where its first calm context starts (None: none)."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
         doubtful = None
         for i, clause in enumerate(clauses):
-            # A calm context vetoes its clause, unless the clause also says "now": "fell off a ladder
-            # years ago and now he has collapsed" asks the model instead.
-            calm = calmed[i] and cat.level != "crisis"
-            if any(_found(u, clause) for u in cat.unless) or (calm and not _NOW.search(clause)):
+            # A calm context or an ``unless`` veto silences its clause, unless the clause also says "now":
+            # "fell off a ladder years ago and now he has collapsed" asks the model about what follows "now".
+            calm = calmed[i] is not None and cat.level != "crisis"
+            vetoed = _first(cat.unless, clause)
+            # "Now" anywhere ("... this morning") puts a calm clause in the present; a turn to the present
+            # after the veto ("... last year and now I have ...") only what follows the turn.
+            now = (calm and vetoed is None) and _NOW.search(clause)
+            since = min(p for p in (vetoed, calmed[i] if calm else None, len(clause)) if p is not None)
+            turn = None if now else _TURN.search(clause, since)
+            vetoed = vetoed is not None
+            if (vetoed or calm) and not (now or turn):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
-                    if _negated(clause, m.start()):
+                    # negated, or the old trouble before the turn ("chest pain last year, now my back aches")
+                    if _negated(clause, m.start()) or (turn and m.start() < turn.end()):
                         negated.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
-                    if confirm or not (calm or any(_found(d, clause) for d in self.doubt)):
+                    if confirm or not (calm or vetoed or any(_found(d, clause) for d in self.doubt)):
                         return hit, i, False
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
@@ -385,6 +438,12 @@ def _pieces(clauses: list[str]) -> list[str]:
 def _negated(clause: str, start: int) -> bool:
     """A negation among the three words before ``start``: "no chest pain", "not fully recovered"."""
     return any(w.strip(",.") in _NEGATIONS for w in clause[:start].split()[-3:])
+
+
+def _first(patterns: list[re.Pattern], clause: str) -> int | None:
+    """Where the first match of any of the patterns starts that is not itself negated (None: no match)."""
+    return min((m.start() for p in patterns for m in p.finditer(clause) if not _negated(clause, m.start())),
+               default=None)
 
 
 def _found(pattern: re.Pattern, clause: str) -> bool:

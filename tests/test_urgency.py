@@ -129,7 +129,7 @@ def test_the_shipped_model_matches_the_shipped_encoder(bot):
 
 # Written for this test, in words the rules and example sentences do not cover.
 @pytest.mark.parametrize("text", [
-    "i have said goodbye to everyone who matters and tonight i will finally have peace",
+    "i have made my peace with everyone who matters and tonight it all stops",
     "there is no way out for me any more and i have made up my mind about tonight",
 ])
 def test_the_model_pins_what_no_rule_names(bot, text):
@@ -238,6 +238,21 @@ def test_a_harmless_phrase_silences_its_own_words_only(tmp_path):
     assert loaded.check("my alarm clock rang", encode=encode, text_vector=vectors[0]) is None
     assert loaded.check("my alarm rang", encode=encode).reason.startswith("model")  # ... only then
     assert loaded.check("firmword drill!", encode=encode) is None  # nothing left to read
+    # ... on the message as written; the words beside the phrase are judged for it ("alarm" is still there)
+    hit = loaded.check("my alarm clock rang and then a real alarm went off", encode=encode)
+    assert hit is not None and hit.category == "chest_pain"
+
+
+def test_a_veto_holds_up_to_a_turn_back_to_the_present(tmp_path):
+    rules = _confirm_rules(tmp_path, with_model=True)  # patterns: [firmword], unless: [long ago]
+    encode = _AlarmEncoder().encode
+    assert rules.check("firmword long ago", encode=encode) is None
+    assert rules.check("firmword long ago and now I'm fine", encode=encode) is None  # nothing after the turn
+    # after the turn the rules read on, and the model must agree (the toy model fears "alarm")
+    assert rules.check("firmword long ago and now firmword", encode=encode) is None
+    hit = rules.check("firmword long ago and now firmword alarm", encode=encode)
+    assert hit is not None and "P(urgent)" in hit.reason
+    assert rules.check("firmword long ago and now firmword alarm") is not None  # no encoder: when in doubt, pin
 
 
 def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
