@@ -5,9 +5,9 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
 1. **Rules**: regular expressions per category, matched on the message after
    cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
    A match right after a negation ("no chest pain, just stiffness") does not count;
-   an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category, and a calm
-   context ("years ago", "if I ever") every category, up to a turn back to the present ("... and
-   now I ..."), after which the rules ask the learned model.
+   an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category up to a turn
+   back to the present ("... and now I have", "suddenly"), and a calm context ("years ago", "if I
+   ever") every category unless the clause also says "now"; the learned model then decides.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
    matching: they silence their own words only, so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
@@ -53,14 +53,23 @@ _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
 _NOW = re.compile(r"\b(right now|just now|at the moment|as we speak|tonight|this (morning|afternoon|evening)"
                   r"|(\d+|a few|few|an?|one|two|three|ten|twenty|thirty) (minutes?|mins?|hours?|hrs?) ago"
+                  r"|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's)"
                   r"|(is|are|am|'s|'re|'m) (?!(gone|fine|ok|okay|better|good|great|normal|over|healed|cleared|settled|all|\d+)\b)\w+ now)\b")
-#: The turn from an old story to the present ("a heart attack last year and now I have ..."): a calm context
-#: or an ``unless`` veto before it still holds for what comes before it, and the model judges what follows.
-_TURN = re.compile(r"\b(and now|now (i|i'm|i've|he|she|they|he's|she's|they're|my|his|her|their|it's|there's|the|it|this)"
-                   r"|(and )?(then )?(suddenly|all of a sudden)|because (my|his|her|i|i'm|i've|he|she|he's|she's)"
-                   r"|(my|his|her|our) (wife|husband|partner|dad|father|mum|mom|mother|son|daughter|baby|child|kid|friend"
-                   r"|brother|sister|grandad|grandpa|grandma|granny|nan|gran|boyfriend|girlfriend)( is| has| just| won't| can't"
-                   r"| isn't| keeps|'s (just|not)|'s(?= (face|lips|mouth|arm|arms|leg|legs|speech|breathing|chest|heart|skin)\b)))\b")
+#: Someone in the present, after a question or an old story: "what are the signs of a stroke, my dad's face is
+#: drooping", "does the faq cover this because my chest is crushing". Lifts a calm context like "now".
+_PRESENT = (r"because (my \w+ (is|are|keeps|feels|has)|i'm|i am|i can't|he's|she's|he can't|she can't)"
+            r"|(my|his|her|our) (wife|husband|partner|dad|father|mum|mom|mother|son|daughter|baby|child|kid|friend"
+            r"|brother|sister|grandad|grandpa|grandma|granny|nan|gran|boyfriend|girlfriend)( is| has| just| won't| can't"
+            r"| isn't| keeps|'s (just|not)|'s(?= (face|lips|mouth|arm|arms|leg|legs|speech|breathing|chest|heart|skin)\b))")
+_CALM_LIFT = re.compile(rf"\b({_PRESENT}|suddenly(?= (i can't|i cannot|i'm|i am|i have|i've|he's|she's|he can't|she can't)\b)"
+                        r"|(i|he|she|they) just (fell|collapsed|passed out|fainted|blacked out))\b")
+#: A turn after an ``unless`` veto lifts it: the rules read the clause, and the model must agree ("I had a
+#: heart attack last year and now I have crushing chest pain"). Not a bare "now my": "sat on my foot and
+#: now my foot is numb" is what the veto explains.
+_TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|my (left|right) (side|arm|leg)|my face|he|she)\b)"
+                   r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
+                   r"|my (left arm|jaw|face|lips|speech))\b)"
+                   r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -255,7 +264,7 @@ class SafetyRules:
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
-            hits += self._confirmed(pending, encoded, encode, negated)
+            hits += self._confirmed(pending, encoded, encode, vetoed)  # a harmless phrase elsewhere does not count
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -320,11 +329,9 @@ class SafetyRules:
     def _without_harmless(self, clause: str, blanked: set[str]) -> str:
         """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~").
         The meaning checks, which read the whole message, skip a category whose phrase was found, as
-        after an ``unless`` veto: "chest day" is close in meaning to "my chest feels tight". Not after a
-        turn to the present, though: "collapsed laughing and now he's grey" is judged as a whole."""
+        after an ``unless`` veto: "chest day" is close in meaning to "my chest feels tight"."""
         def blank(m: re.Match) -> str:
-            if not _TURN.search(m.string, m.end()):
-                blanked.add(cat.id)
+            blanked.add(cat.id)
             return " ~ "  # a mark, so the words either side do not join
 
         for cat in self.categories:
@@ -343,22 +350,19 @@ class SafetyRules:
         doubtful = None
         for i, clause in enumerate(clauses):
             # A calm context or an ``unless`` veto silences its clause, unless the clause also says "now":
-            # "fell off a ladder years ago and now he has collapsed" asks the model about what follows "now".
+            # "fell off a ladder years ago and now he has collapsed" asks the model.
             calm = calmed[i] is not None and cat.level != "crisis"
-            vetoed = _first(cat.unless, clause)
-            # "Now" anywhere ("... this morning") puts a calm clause in the present; a turn to the present
-            # after the veto ("... last year and now I have ...") only what follows the turn.
-            now = (calm and vetoed is None) and _NOW.search(clause)
-            since = min(p for p in (vetoed, calmed[i] if calm else None, len(clause)) if p is not None)
-            turn = None if now else _TURN.search(clause, since)
-            vetoed = vetoed is not None
-            if (vetoed or calm) and not (now or turn):
+            veto_at = _first(cat.unless, clause)
+            vetoed = veto_at is not None
+            # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
+            turn = _TURN.search(clause, veto_at) if vetoed else None
+            now = calm and not vetoed and (_NOW.search(clause) or _CALM_LIFT.search(clause, calmed[i]))
+            if (vetoed and not turn) or (calm and not vetoed and not now):
                 negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
-                    # negated, or the old trouble before the turn ("chest pain last year, now my back aches")
-                    if _negated(clause, m.start()) or (turn and m.start() < turn.end()):
+                    if _negated(clause, m.start()):
                         negated.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")

@@ -58,7 +58,7 @@ URGENT = [
     pytest.param("stepped on my son's lego and then felt something rip between my shoulder blades", 'sudden_severe_pain', marks=pytest.mark.xfail(strict=True, reason='the lego / stubbed-toe veto holds for the whole clause')),
     ('stubbed my toe on the bed and suddenly the worst headache of my life hit me', 'sudden_severe_pain'),
     ("mum fell and hit her head, she seemed fine now she's being sick and really drowsy", 'injury'),
-    pytest.param("he fell down the stairs and said he was ok now he's confused and vomiting", 'injury', marks=pytest.mark.xfail(strict=True, reason="'ok now' is a calm context; after the turn, 'confused and vomiting' matches no rule")),
+    ("he fell down the stairs and said he was ok now he's confused and vomiting", 'injury'),
     ('I had just fully recovered from flu when I fell off my bike this morning and my back is agony', 'injury'),
     ('I was sitting on the toilet and suddenly my left side went numb', 'neuro'),
     ("I fell asleep on the sofa and woke up and my face is drooping and I can't lift my arm", 'neuro'),

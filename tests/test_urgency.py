@@ -249,10 +249,11 @@ def test_a_veto_holds_up_to_a_turn_back_to_the_present(tmp_path):
     assert rules.check("firmword long ago", encode=encode) is None
     assert rules.check("firmword long ago and now I'm fine", encode=encode) is None  # nothing after the turn
     # after the turn the rules read on, and the model must agree (the toy model fears "alarm")
-    assert rules.check("firmword long ago and now firmword", encode=encode) is None
-    hit = rules.check("firmword long ago and now firmword alarm", encode=encode)
+    assert rules.check("firmword long ago and now I have firmword", encode=encode) is None
+    hit = rules.check("firmword long ago and now I have firmword alarm", encode=encode)
     assert hit is not None and "P(urgent)" in hit.reason
-    assert rules.check("firmword long ago and now firmword alarm") is not None  # no encoder: when in doubt, pin
+    assert rules.check("firmword long ago and now I have firmword alarm") is not None  # no encoder: in doubt, pin
+    assert rules.check("firmword long ago and now my firmword alarm") is None  # "now my" is not a turn
 
 
 def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
