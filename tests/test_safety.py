@@ -387,9 +387,8 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     "I'm planning to drive into the lake district tomorrow, will 5 hours in the car hurt my upper back?",
     "this is a farewell party for my colleague, carrying the boxes hurt my upper back",
     "my 2 year old can't say full sentences yet, carrying him hurts my upper back",
-    # A gated word (jumbled words): the model refitted with tune17/18 gives it P(urgent) 0.50, at the line.
-    pytest.param("I'm dyslexic so my words get jumbled when I'm tired, sorry. Best stretch for upper back?",
-                 marks=pytest.mark.xfail(strict=True, reason="confirm pattern: the model gives P(urgent) 0.50")),
+    # A gated word (jumbled words): the model decides (0.50 with tune2-18, under the line with tune2-20).
+    "I'm dyslexic so my words get jumbled when I'm tired, sorry. Best stretch for upper back?",
     "my flatmate won't wake up for his alarm and it's driving me mad, anyway posture tips?",
 ])
 def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):

@@ -218,7 +218,7 @@ SECOND_URGENT = [
     "Grandad sat slumped at the table and he isn't answering me",
     "my husband is sitting slumped over the steering wheel and won't respond",
     "my husband said he felt awful and then collapsed onto the bed and now he's not making sense",
-    pytest.param('my son has been dozing off all day after hitting his head at rugby', marks=pytest.mark.xfail(strict=True, reason='the head-knock pattern asks the model, which gives P(urgent) 0.44')),
+    'my son has been dozing off all day after hitting his head at rugby',
     "I've had about twenty paracetamol today, can I take more for the pain?",
 ]
 
