@@ -348,6 +348,10 @@ def blend(c: Components, kinds: tuple[str, ...], lexical_weight: float, answer_w
                   c.learned[:, 0], not_covered_decline)
 
 
+#: The share of in-scope questions a tuned threshold may decline.
+MAX_WRONGLY_DECLINED = 0.03
+
+
 def score_table(c: Components, s: Scored, threshold: float) -> dict:
     """Accuracy figures at a threshold, declining as the bot does (safety pins are not part of retrieval)."""
     return _table(c, _decisions(c, s), threshold)
@@ -405,7 +409,7 @@ def _figures(c: Components, d: _Decided, thresholds: np.ndarray) -> dict:
     }
 
 
-def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 0.03) -> float:
+def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = MAX_WRONGLY_DECLINED) -> float:
     """The threshold that maximises correct answers plus correct declines on this set.
 
     Among equally good thresholds the midpoint of the best run is taken, which keeps
@@ -414,7 +418,7 @@ def best_threshold(c: Components, scores: Scored, max_wrongly_declined: float = 
     return _best_threshold(c, _decisions(c, scores), max_wrongly_declined)
 
 
-def _best_threshold(c: Components, d: "_Decided", max_wrongly_declined: float = 0.03) -> float:
+def _best_threshold(c: Components, d: "_Decided", max_wrongly_declined: float = MAX_WRONGLY_DECLINED) -> float:
     candidates = np.round(np.arange(0.02, 0.98, 0.005), 3)
     f = _figures(c, d, candidates)
     n_in, n_off = len(c.in_scope_rows), len(c.off_topic_rows)

@@ -248,7 +248,9 @@ class SafetyRules:
         blanked: set[str] = set()  # categories with a harmless phrase in the message
         bare = [self._without_harmless(c, blanked) for c in clauses]  # what the rules read
         vetoed: set[str] = set()  # categories a rule found negated or vetoed (the rules add them)
-        calmed = [_first(self.calm, clause) for clause in bare]  # the same for every category
+        # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
+        calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
+                  for c in bare]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
@@ -318,7 +320,7 @@ class SafetyRules:
         return None
 
     def _in_a_story(self, clauses: list[str]) -> bool:
-        return any(_found(d, clause) for clause in clauses for d in self.doubt)
+        return any(_first(self.doubt, clause) is not None for clause in clauses)
 
     def _agreed(self, encoded: np.ndarray, negated: set[str]) -> bool:
         """Whether the learned model finds the message urgent enough for a ``confirm`` pin (True without one)."""
@@ -339,11 +341,12 @@ class SafetyRules:
                 clause = pattern.sub(blank, clause)
         return clause
 
-    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[int | None], negated: set[str],
+    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None], vetoed: set[str],
                   confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context). ``calmed``: per clause, where its first calm context starts (None: none)."""
+        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it. Adds the
+        categories it finds vetoed or negated to ``vetoed``."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
@@ -353,20 +356,18 @@ class SafetyRules:
             # "fell off a ladder years ago and now he has collapsed" asks the model.
             calm = calmed[i] is not None and cat.level != "crisis"
             veto_at = _first(cat.unless, clause)
-            vetoed = veto_at is not None
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
-            turn = _TURN.search(clause, veto_at) if vetoed else None
-            now = calm and not vetoed and (_NOW.search(clause) or _CALM_LIFT.search(clause, calmed[i]))
-            if (vetoed and not turn) or (calm and not vetoed and not now):
-                negated.add(cat.id)  # vetoed here: the meaning check must not pin it back either
+            held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
+            if held:
+                vetoed.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
                     if _negated(clause, m.start()):
-                        negated.add(cat.id)
+                        vetoed.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
-                    if confirm or not (calm or vetoed or any(_found(d, clause) for d in self.doubt)):
+                    if confirm or not (calm or veto_at is not None or _first(self.doubt, clause) is not None):
                         return hit, i, False
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
@@ -445,14 +446,10 @@ def _negated(clause: str, start: int) -> bool:
 
 
 def _first(patterns: list[re.Pattern], clause: str) -> int | None:
-    """Where the first match of any of the patterns starts that is not itself negated (None: no match)."""
+    """Where the first match of any of the patterns starts that is not itself negated (None: no match):
+    "haven't recovered" vetoes nothing."""
     return min((m.start() for p in patterns for m in p.finditer(clause) if not _negated(clause, m.start())),
                default=None)
-
-
-def _found(pattern: re.Pattern, clause: str) -> bool:
-    """A veto that is not itself negated ("haven't recovered" vetoes nothing)."""
-    return any(not _negated(clause, m.start()) for m in pattern.finditer(clause))
 
 
 def _cached_vectors(encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
