@@ -277,7 +277,7 @@ class SafetyRules:
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
-            if hit := self._beside_harmless(bare, blanked - vetoed, encode):
+            if hit := self._beside_harmless(bare, blanked - vetoed, encode, vetoed):
                 hits.append(hit)
         if not hits:
             return None
@@ -303,21 +303,24 @@ class SafetyRules:
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
-    def _beside_harmless(self, bare: list[str], categories: set[str], encode) -> SafetyHit | None:
-        """The meaning check of a harmless phrase's own category on what its clauses say beside it: "we did
+    def _beside_harmless(self, bare: list[str], categories: set[str], encode, vetoed: set[str]) -> SafetyHit | None:
+        """The meaning check of a harmless phrase's own category on what the message says beside it: "we did
         suicide drills at practice and nobody would notice if I was gone" is read as "we did ~ at practice and
-        ...". Only that category: the blanked text is not a sentence anyone wrote, and for other categories
-        the whole message has been judged already."""
-        texts = [c for c in bare if "~" in c and len(words(c.replace("~", " "))) >= 3]
+        ...", and "my posture has collapsed. This morning I woke up on the bathroom floor" clause by clause, the
+        second without the phrase. Only that category: the blanked text is not a sentence anyone wrote, and
+        for other categories the whole message has been judged already. The model weighs every category not
+        vetoed, as for the whole message, and its pin counts only if it is that category."""
+        texts = [c for c in bare if len(words(c.replace("~", " "))) >= 3]
         if not texts:
             return None
         rows = np.asarray(encode(texts), np.float32)
         for cat in self.categories:
             if cat.id in categories:
                 others = {c.id for c in self.categories} - {cat.id}
-                if hit := self._example_hit(rows, others) or self._model_hit(rows, others):
+                if hit := self._example_hit(rows, others):
                     return hit
-        return None
+        hit = self._model_hit(rows, vetoed)
+        return hit if hit is not None and hit.category in categories else None
 
     def _in_a_story(self, clauses: list[str]) -> bool:
         return any(_first(self.doubt, clause) is not None for clause in clauses)
