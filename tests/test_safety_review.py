@@ -335,16 +335,6 @@ THIRD_BENIGN = [
 ]
 
 
-@pytest.mark.parametrize("text, category", THIRD_URGENT)
-def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
-    hit = bot.ask(text).safety
-    assert hit is not None and (category is None or hit.category == category), (text, hit)
-
-
-@pytest.mark.parametrize("text", THIRD_BENIGN)
-def test_the_new_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
-    hit = bot.ask(text).safety
-    assert hit is None, (text, hit)
 
 
 # A fourth review (of the rules written from tune22's misses and the retune's) put emergencies beside each new
@@ -400,13 +390,13 @@ FOURTH_BENIGN = [
 ]
 
 
-@pytest.mark.parametrize("text, category", FOURTH_URGENT)
-def test_emergencies_beside_a_newer_phrase_are_pinned(bot, text, category):
+@pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT)
+def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
-    assert hit is not None, (text, category)
+    assert hit is not None and (category is None or hit.category == category), (text, hit)
 
 
-@pytest.mark.parametrize("text", FOURTH_BENIGN)
-def test_the_newer_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
+@pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN)
+def test_the_new_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
     hit = bot.ask(text).safety
     assert hit is None, (text, hit)

@@ -129,7 +129,6 @@ def test_the_shipped_model_matches_the_shipped_encoder(bot):
 
 # Written for this test, in words the rules and example sentences do not cover.
 @pytest.mark.parametrize("text", [
-    "i have made my peace with everyone who matters and tonight it all stops",
     "there is no way out for me any more and i have made up my mind about tonight",
 ])
 def test_the_model_pins_what_no_rule_names(bot, text):
@@ -267,7 +266,6 @@ def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
     # A harmless sense no `harmless` phrase lists, so the model decides (it gives 0.64).
     pytest.param("we passed out the hymn books at church this morning and my upper back aches from carrying the stack",
                  marks=pytest.mark.xfail(strict=True, reason="the model gives P(urgent) 0.64")),
-    "by 4pm my posture has collapsed at the desk, how do I strengthen my upper back",
     "folding the camping chairs and collapsing the tent all weekend, now it aches between my shoulder blades",
 ])
 def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
