@@ -189,6 +189,10 @@ def test_the_model_is_loaded_once_whatever_the_threads():
 
 
 BULK_THEN_CTRL_C = """
+import signal
+# A shell that starts a job in the background without job control ("make test &") makes it ignore Ctrl+C, and
+# children inherit that: put back what a terminal gives.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from qa.config import default_model
 from qa.embed import Encoder
 encoder = Encoder.load(default_model())
