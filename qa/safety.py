@@ -277,7 +277,7 @@ class SafetyRules:
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
-            if hit := self._beside_harmless(bare, blanked - vetoed, encode, vetoed):
+            if hit := self._beside_harmless(clauses, bare, blanked - vetoed, encode, encoded, vetoed):
                 hits.append(hit)
         if not hits:
             return None
@@ -303,17 +303,24 @@ class SafetyRules:
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
-    def _beside_harmless(self, bare: list[str], categories: set[str], encode, vetoed: set[str]) -> SafetyHit | None:
+    def _beside_harmless(self, clauses: list[str], bare: list[str], categories: set[str], encode,
+                         encoded: np.ndarray, vetoed: set[str]) -> SafetyHit | None:
         """The meaning check of a harmless phrase's own category on what the message says beside it: "we did
         suicide drills at practice and nobody would notice if I was gone" is read as "we did ~ at practice and
         ...", and "my posture has collapsed. This morning I woke up on the bathroom floor" clause by clause, the
         second without the phrase. Only that category: the blanked text is not a sentence anyone wrote, and
         for other categories the whole message has been judged already. The model weighs every category not
-        vetoed, as for the whole message, and its pin counts only if it is that category."""
+        vetoed, as for the whole message, and its pin counts only if it is that category. Clauses without a
+        phrase were embedded with the message (``encoded``: its row, then one per meaning piece); only the
+        rest is embedded here."""
         texts = [c for c in bare if len(words(c.replace("~", " "))) >= 3]
         if not texts:
             return None
-        rows = np.asarray(encode(texts), np.float32)
+        known = dict(zip(_pieces(clauses), encoded[1:]))
+        todo = sorted({t for t in texts if t not in known})
+        if todo:
+            known.update(zip(todo, np.asarray(encode(todo), np.float32)))
+        rows = np.vstack([known[t] for t in texts])
         for cat in self.categories:
             if cat.id in categories:
                 others = {c.id for c in self.categories} - {cat.id}
