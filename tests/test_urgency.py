@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from qa.errors import CorpusError
-from qa.safety import SafetyRules
+from qa.safety import WHOLE_CHARS, SafetyRules
 from qa.urgency import NOT_URGENT, UrgencyModel, model_path
 
 DIM = 16
@@ -158,8 +158,8 @@ def test_model_classes_the_rules_do_not_have_are_ignored(tmp_path, caplog):
 
 
 class _AlarmEncoder:
-    """'alarm' in a text (of at most ``max_words`` words) -> the chest_pain cluster of `_data`,
-    anything else -> the not-urgent one."""
+    """'alarm' in a text (of at most ``max_words`` words, and without 'fine') -> the chest_pain cluster
+    of `_data`, anything else -> the not-urgent one."""
 
     name = "toy-model"
 
@@ -168,7 +168,7 @@ class _AlarmEncoder:
 
     def encode(self, texts):
         eye = np.eye(DIM, dtype=np.float32)
-        urgent = [("alarm" in t) and (self.max_words is None or len(t.split()) <= self.max_words) for t in texts]
+        urgent = [("alarm" in t) and "fine" not in t and (self.max_words is None or len(t.split()) <= self.max_words) for t in texts]
         return np.array([eye[1] if u else eye[0] for u in urgent], np.float32).reshape(len(texts), DIM)
 
 
@@ -211,6 +211,24 @@ def test_the_clause_a_confirm_pattern_matched_in_is_scored_however_short(tmp_pat
     assert rules.meaning_pieces(text) and "bang alarm." not in rules.meaning_pieces(text)  # too short a piece
     hit = rules.check(text, encode=_AlarmEncoder(max_words=3).encode)  # only the short clause is urgent
     assert hit is not None and "P(urgent)" in hit.reason
+
+
+def test_a_confirm_pattern_is_judged_on_the_whole_message_not_its_most_urgent_clause(tmp_path):
+    # "One of our residents collapsed last week. Paramedics checked her and she's fine": the first clause
+    # alone reads as an emergency; the message as a whole does not.
+    rules = _confirm_rules(tmp_path, with_model=True)
+    rules.urgency.threshold = 2.0  # no pins by the model alone: this is about what a confirm pattern asks it
+    encode = _AlarmEncoder().encode
+    text = "a bang and an alarm last week. everyone is fine, what about posture?"
+    assert "a bang and an alarm last week." in rules.meaning_pieces(text)
+    assert rules.urgency.urgency(encode(rules.meaning_pieces(text))) >= 0.5  # the clause alone would pin
+    assert rules.check(text, encode=encode) is None
+    # ... unless the clause says it is happening now: then it is read on its own as well
+    hit = rules.check("a bang and an alarm just now. everyone is fine, what about posture?", encode=encode)
+    assert hit is not None and "P(urgent)" in hit.reason
+    # a message longer than the model reads in one vector is judged by its most urgent row
+    long_text = text + " " + "what about posture and desks and chairs? " * 25
+    assert len(long_text) > WHOLE_CHARS and rules.check(long_text, encode=encode) is not None
 
 
 def test_a_less_pressing_plain_hit_does_not_hide_a_confirm_pattern(tmp_path):
@@ -267,6 +285,8 @@ def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
     pytest.param("we passed out the hymn books at church this morning and my upper back aches from carrying the stack",
                  marks=pytest.mark.xfail(strict=True, reason="the model gives P(urgent) 0.64")),
     "folding the camping chairs and collapsing the tent all weekend, now it aches between my shoulder blades",
+    # its first clause alone gives P(urgent) 0.87; the message as a whole is a question (0.16)
+    "I read that a heart attack can show up as pain between the shoulder blades. I feel fine, just curious when I should worry?",
 ])
 def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
     assert bot.rules.check(text) is not None  # a confirm pattern matches (no model without an encoder) ...
@@ -279,6 +299,9 @@ def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
     ("shivering with a fever of 39 and my back between the shoulder blades is killing me", "fever"),
     ("I keep thinking about suicide and I have pills saved up", "self_harm"),
     ("I feel suicidal tonight", "self_harm"),
+    # the message as a whole reads as a question (P(urgent) 0.13): the short clause is read on its own as well
+    ("Is rowing good for the upper back? Mum collapsed. What stretches help?", "fainting"),
+    ("my dad just collapsed in the kitchen and he is not making sense, also what causes upper back pain", "fainting"),
 ])
 def test_urgent_uses_of_confirm_words_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
