@@ -223,7 +223,9 @@ def test_a_confirm_pattern_is_judged_on_the_whole_message_not_its_most_urgent_cl
     assert "a bang and an alarm last week." in rules.meaning_pieces(text)
     assert rules.urgency.urgency(encode(rules.meaning_pieces(text))) >= 0.5  # the clause alone would pin
     assert rules.check(text, encode=encode) is None
-    # ... unless the clause says it is happening now: then it is read on its own as well
+    # a question before the word does not qualify it: the message is also read from the word's clause on
+    assert rules.check("is everything fine with my posture? a bang and an alarm in the hall", encode=encode)
+    # ... and the clause is read on its own when it says it is happening now
     hit = rules.check("a bang and an alarm just now. everyone is fine, what about posture?", encode=encode)
     assert hit is not None and "P(urgent)" in hit.reason
     # a message longer than the model reads in one vector is judged by its most urgent row
@@ -301,6 +303,11 @@ def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
     ("I feel suicidal tonight", "self_harm"),
     # the message as a whole reads as a question (P(urgent) 0.13): the short clause is read on its own as well
     ("Is rowing good for the upper back? Mum collapsed. What stretches help?", "fainting"),
+    # the whole message reads as a question; from the emergency's clause on, it does not (review, session 11)
+    ("which stretch is best for the upper back? my mum has collapsed on the kitchen floor and her breathing sounds odd",
+     "fainting"),
+    ("is foam rolling safe for the thoracic spine? my grandad took a tumble down the garden steps and is lying there "
+     "saying his back hurts badly", "injury"),
     ("my dad just collapsed in the kitchen and he is not making sense, also what causes upper back pain", "fainting"),
 ])
 def test_urgent_uses_of_confirm_words_are_pinned(bot, text, category):
