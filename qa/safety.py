@@ -49,6 +49,8 @@ LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero",
               "nae"}
+#: Words that end a negation's reach: "never stops and suicide ...".
+_SCOPE_ENDS = {"and", "so", "then"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 #: Messages up to this long are judged as a whole when a rule asks the model (:meth:`SafetyRules._agreement`):
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
@@ -483,8 +485,14 @@ def _pieces(clauses: list[str]) -> list[str]:
 
 
 def _negated(clause: str, start: int) -> bool:
-    """A negation among the three words before ``start``: "no chest pain", "not fully recovered"."""
-    return any(w.strip(",.") in _NEGATIONS for w in clause[:start].split()[-3:])
+    """A negation among the three words before ``start`` and after the last "and/so/then": "no chest pain",
+    "not fully recovered", but not "the pain never stops and suicide keeps crossing my mind"."""
+    before = clause[:start].split()[-3:]
+    for k in range(len(before) - 1, -1, -1):
+        if before[k].strip(",.") in _SCOPE_ENDS:
+            before = before[k + 1:]
+            break
+    return any(w.strip(",.") in _NEGATIONS for w in before)
 
 
 def _first(patterns: list[re.Pattern], clause: str) -> int | None:

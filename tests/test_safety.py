@@ -100,6 +100,9 @@ def test_urgent_text_buried_in_an_overlong_message_is_still_pinned(bot):
 def test_negation_window_is_local(bot):
     # "no" far before the symptom does not cancel it
     assert bot.ask("no idea why but my chest hurts a lot").safety is not None
+    # nor across "and": the negation belongs to the words before it
+    assert bot.rules.check("the ache never stops and chest pain has started") is not None
+    assert bot.rules.check("I never have chest pain") is None
 
 
 def test_rules_file_errors_name_file_and_line(tmp_path):

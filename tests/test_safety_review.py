@@ -390,13 +390,40 @@ FOURTH_BENIGN = [
 ]
 
 
-@pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT)
+# Session 11: a review of the confirm words judged on the whole message (a0ea6bb). The urgent ones have an FAQ
+# question before the emergency (the whole message then reads as a question; 9b18dea pinned them, a0ea6bb did not)
+# or were missed by both (a bare 'I think I'm having a heart attack', a negation before 'and' reaching past it).
+FIFTH_URGENT = [
+    ("what exercises help my upper back? my husband just collapsed in the hallway and he's making a strange snoring noise", 'fainting'),
+    ('Which pillow is best for neck pain? My brother collapsed at the gym and is breathing really strangely', 'fainting'),
+    ('Is sleeping on my side bad for my upper back? Also my brother collapsed at football and is really confused', 'fainting'),
+    ("what stretches are good for the thoracic spine? my 80 year old dad had a fall in the garden and he's lying there saying his back is really bad", 'injury'),
+    ("I think I'm having a heart attack, is that why my upper back hurts?", 'chest_pain'),
+    ("what's good for upper back stiffness? also my dad says he thinks he's having a heart attack", 'chest_pain'),
+    ("is a heat pad ok for back pain? this pain hit out of nowhere like a bolt of lightning between my shoulder blades and I can't get comfortable", 'sudden_severe_pain'),
+    ("Can a bad mattress cause this? My dad's words keep coming out jumbled and his upper back aches", 'neuro'),
+    ("my grandad's smile looks a bit off and I think he could be having a stroke, or is it his neck pain?", 'neuro'),
+    ("is heat or ice better for upper back pain? I've doubled up on my codeine today because nothing was working and I feel very drowsy", 'overdose'),
+    ('The pain never stops and suicide keeps crossing my mind lately. What can I do for my upper back?', 'self_harm'),
+    ("I won't be needing my things after this week so I'm giving them to my sister. also what pillow helps neck pain", 'self_harm'),
+    ("I've been doing the shoulder blade squeezes from your page for a month and they really help with my desk posture. My husband collapsed at dinner and he's very pale and sweaty.", 'fainting'),
+    ("I work nights and my posture is terrible so my upper back always aches. My dad thinks he's having a heart attack and he's gone a horrible colour.", 'chest_pain'),
+    ("I've had this knot between my shoulder blades for weeks and massage helps. Dad's speech has gone all jumbled and his face looks different.", 'neuro'),
+]
+
+FIFTH_BENIGN = [
+    "the motorbike accident in the show I'm watching made me wince; anyway how do I sit better at my desk?",
+    'Am I the only one whose upper back feels like it fell off a cliff after leg day? lol',
+]
+
+
+@pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT)
 def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
     assert hit is not None and (category is None or hit.category == category), (text, hit)
 
 
-@pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN)
+@pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN + FIFTH_BENIGN)
 def test_the_new_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
     hit = bot.ask(text).safety
     assert hit is None, (text, hit)
