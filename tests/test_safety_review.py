@@ -409,6 +409,14 @@ FIFTH_URGENT = [
     ("I've been doing the shoulder blade squeezes from your page for a month and they really help with my desk posture. My husband collapsed at dinner and he's very pale and sweaty.", 'fainting'),
     ("I work nights and my posture is terrible so my upper back always aches. My dad thinks he's having a heart attack and he's gone a horrible colour.", 'chest_pain'),
     ("I've had this knot between my shoulder blades for weeks and massage helps. Dad's speech has gone all jumbled and his face looks different.", 'neuro'),
+    # the same emergencies with the FAQ question after them: read from the clause on, without the question
+    ("My husband collapsed at dinner and he's very pale and sweaty. What stretches help my upper back?", 'fainting'),
+    ("my dad thinks he's having a heart attack and he's gone a horrible colour. also is a foam roller good for the upper back?", 'chest_pain'),
+    ("Dad's speech has gone all jumbled and his face looks different. Can a bad mattress cause upper back pain?", 'neuro'),
+    ("my 80 year old dad had a fall in the garden and he's lying there saying his back is really bad. which stretches are good for the thoracic spine?", 'injury'),
+    ("I've doubled up on my codeine today because nothing was working and I feel very drowsy. Is heat or ice better for upper back pain?", 'overdose'),
+    ('Quick question about my desk setup, my brother collapsed at the gym and is breathing really strangely', 'fainting'),
+    ("My mum collapsed in the kitchen and she's very confused. Sorry, I know this is a back pain site. What exercises help posture?", 'fainting'),
 ]
 
 FIFTH_BENIGN = [
