@@ -56,7 +56,8 @@ _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
 WHOLE_CHARS = 800
 #: A clause that asks something ("also, which stretch helps?"): left out of what qualifies an alarming word.
-_ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick question|quick one|one more thing)[,:]?\s+)*"
+_ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick question|quick one"
+                   r"|one more thing)[,:]?\s+)*"
                    r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b")
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
@@ -276,7 +277,8 @@ class SafetyRules:
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
-            hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed)  # a harmless phrase elsewhere: no veto
+            # a harmless phrase elsewhere in the message is no veto here
+            hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed)
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -301,11 +303,12 @@ class SafetyRules:
         The model reads the message as a whole (:meth:`_agreement`) and from the clause a pattern matched in
         to the end, without the questions to the FAQ there: what follows an alarming word is what qualifies
         it ("collapsed last week, paramedics checked her and she's fine"), while a question before or after
-        it does not ("what exercises help my upper back? my husband just collapsed"). The clause is also read on its own when it is too short to say
-        anything else ("Is yoga good for the upper back? Dad collapsed. Which exercises ...?") or says it is
-        happening now ("a few minutes ago"), and for a crisis (self-harm) always, as calm contexts never
-        veto one. Categories vetoed elsewhere in the message do not count, as for the model's own pins.
-        Without the model or an encoder nothing can disagree: they pin.
+        it does not ("what exercises help my upper back? my husband just collapsed"). The clause is also
+        read on its own when it is too short to say anything else ("Is yoga good for the upper back? Dad
+        collapsed. Which exercises ...?") or says it is happening now ("a few minutes ago"), and for a
+        crisis (self-harm) always, as calm contexts never veto one. Categories vetoed elsewhere in the
+        message do not count, as for the model's own pins. Without the model or an encoder nothing can
+        disagree: they pin.
 
         Until session 11 the most urgent of the message and all its clauses decided. The whole check run on
         each fifth of the labelled tuning set, with the model refitted on the other four fifths: benign false
