@@ -330,7 +330,7 @@ class SafetyRules:
             if len(rest) < len(clauses):
                 read.add(" ".join(rest))
         if read:
-            p = max(p, self.urgency.urgency(np.asarray(encode(sorted(read)), np.float32), skip=skip))
+            p = max(p, self.urgency.urgency(_rows(sorted(read), clauses, encoded, encode), skip=skip))
         if p < self.confirm:
             logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0][0].reason, p, self.confirm)
             return []
@@ -355,16 +355,11 @@ class SafetyRules:
         second without the phrase. Only that category: the blanked text is not a sentence anyone wrote, and
         for other categories the whole message has been judged already. The model weighs every category not
         vetoed, as for the whole message, and its pin counts only if it is that category. Clauses without a
-        phrase were embedded with the message (``encoded``: its row, then one per meaning piece); only the
-        rest is embedded here."""
+        phrase were embedded with the message; only the rest is embedded here (:func:`_rows`)."""
         texts = [c for c in bare if len(words(c.replace("~", " "))) >= 3]
         if not texts:
             return None
-        known = dict(zip(_pieces(clauses), encoded[1:]))
-        todo = sorted({t for t in texts if t not in known})
-        if todo:
-            known.update(zip(todo, np.asarray(encode(todo), np.float32)))
-        rows = np.vstack([known[t] for t in texts])
+        rows = _rows(texts, clauses, encoded, encode)
         for cat in self.categories:
             if cat.id in categories:
                 others = {c.id for c in self.categories} - {cat.id}
@@ -492,6 +487,16 @@ class SafetyRules:
 def _pieces(clauses: list[str]) -> list[str]:
     """The clauses of a message of several that the meaning check embeds (three words or more, eight at most)."""
     return [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
+
+
+def _rows(texts: list[str], clauses: list[str], encoded: np.ndarray, encode) -> np.ndarray:
+    """One vector per text: a meaning piece's from ``encoded`` (the message's row, then one per piece of
+    ``clauses``, as :meth:`SafetyRules._encoded` returns them), the others embedded in one call."""
+    known = dict(zip(_pieces(clauses), encoded[1:]))
+    todo = sorted({t for t in texts if t not in known})
+    if todo:
+        known.update(zip(todo, np.asarray(encode(todo), np.float32)))
+    return np.vstack([known[t] for t in texts])
 
 
 def _negated(clause: str, start: int) -> bool:
