@@ -81,6 +81,10 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
                    r"|my (left arm|jaw|face|lips|speech))\b)"
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
+#: A short question about an alarming word that the next clause answers "no": "chest pressure? nope. my drum throne
+#: is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no idea", "not sure".
+_DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none|never)\b(?! (idea|clue|one|way|change|better|improvement"
+                     r"|help|matter|longer|more|less|sure)\b)")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -94,6 +98,8 @@ class SafetyHit:
     title: str
     message: str
     reason: str  # what fired: "rule: ..." or "similar to: ..."
+    #: P(urgent) when the learned model alone pinned it (below every rule): how `qa tune` chooses its threshold.
+    probability: float | None = None
 
     def to_dict(self) -> dict:
         return {"category": self.category, "level": self.level, "title": self.title, "message": self.message}
@@ -126,6 +132,9 @@ class SafetyRules:
     #: ``calm_context``: patterns that veto every category except crises in their clause (a fall
     #: "years ago", "fully recovered", "not literally", "if I ever ...").
     calm: list[re.Pattern] = field(default_factory=list)
+    #: ``clear_context``: an all-clear anywhere in the message ("nobody was hurt", "I'm perfectly well") calms
+    #: every clause as a calm context in it would: "my car got hit in the car park. nobody hurt".
+    clear: list[re.Pattern] = field(default_factory=list)
     #: ``doubt_context``: patterns that make every rule in their clause ask the model, as ``confirm``
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
     #: the news and got crushing chest pain"); crises included.
@@ -172,6 +181,7 @@ class SafetyRules:
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
             calm=top_list("calm_context"),
+            clear=top_list("clear_context"),
             doubt=top_list("doubt_context"),
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
@@ -216,10 +226,10 @@ class SafetyRules:
 
     def _set_fixer(self, known_words: set[str]) -> None:
         # The rules' own words, benign ones included: "crick" must not become "crack" (a broken rib).
-        vocab: set[str] = set()
+        vocab: set[str] = {"nope", "nah", "nay"}  # answers :data:`_DENIAL` reads ("nope" is not "cope")
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
+        for pat in [*self.calm, *self.clear, *self.doubt, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
@@ -237,8 +247,7 @@ class SafetyRules:
         return text
 
     def _clauses(self, text: str) -> list[str]:
-        norm = self.normalize(text)
-        return [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+        return _split(self.normalize(text))
 
     def meaning_pieces(self, text: str) -> list[str]:
         """The clauses of a message that the meaning check embeds on their own (none for one clause),
@@ -255,7 +264,8 @@ class SafetyRules:
             text_vector: the embedding of the whole message, if the caller has it already.
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
-        clauses = self._clauses(text)
+        norm = self.normalize(text)
+        clauses = _split(norm)
         blanked: set[str] = set()  # categories with a harmless phrase in the message
         bare = [self._without_harmless(c, blanked) for c in clauses]  # what the rules read
         vetoed: set[str] = set()  # categories a rule found negated or vetoed (the rules add them)
@@ -269,9 +279,16 @@ class SafetyRules:
         # "collapsed" or "suicidal" (they ask the model, so they run only when they can change the answer).
         best = min((LEVELS.index(h.level) for h in hits), default=len(LEVELS))
         seen = {h.category for h, _, _ in found}
+        # An all-clear anywhere ("my car got hit in the car park. nobody hurt") calms every clause for these words
+        # only: plain patterns ignore it ("nobody was hurt in the crash but since then my legs have gone numb").
+        cleared: set[int] = set()  # clauses calm only by the all-clear: they veto only the categories they match
+        if _first(self.clear, norm) is not None:  # the whole message: "everybody is ok but me" is no all-clear
+            cleared = {i for i, at in enumerate(calmed) if at is None}
+            calmed = [bool(_NOW.search(c) or _CALM_LIFT.search(c)) if at is None else at
+                      for c, at in zip(bare, calmed)]
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True):
+                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True, cleared=cleared):
                     pending.append((gated[0], clauses[gated[1]]))
         negated = vetoed | blanked  # what the meaning checks skip
         encoded = None
@@ -391,11 +408,12 @@ class SafetyRules:
         return clause
 
     def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None], vetoed: set[str],
-                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
+                  confirm: bool = False, cleared: set[int] = frozenset()) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it. Adds the
-        categories it finds vetoed or negated to ``vetoed``."""
+        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it;
+        ``cleared``: the clauses calm only by an all-clear elsewhere (``clear_context``), which veto the category
+        only if they match it. Adds the categories it finds vetoed or negated to ``vetoed``."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
@@ -408,11 +426,15 @@ class SafetyRules:
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
             held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
             if held:
-                vetoed.add(cat.id)  # vetoed here: the meaning check must not pin it back either
+                # vetoed here: the meaning check must not pin it back either. A clause calm only by an all-clear
+                # elsewhere ("a car clipped my bike, nobody was hurt, but now my dad has collapsed") vetoes the
+                # categories it names, not every one.
+                if i not in cleared or any(p.search(clause) for p in patterns):
+                    vetoed.add(cat.id)
                 continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
-                    if _negated(clause, m.start()):
+                    if _negated(clause, m.start()) or _denied(clauses, i, m):
                         vetoed.add(cat.id)
                         continue
                     hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
@@ -444,7 +466,7 @@ class SafetyRules:
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
-        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}")
+        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), f"model: P(urgent) {found[1]:.2f}", found[1])
 
     def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if not len(self._urgent_vecs):
@@ -484,6 +506,11 @@ class SafetyRules:
         return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
 
 
+def _split(norm: str) -> list[str]:
+    """The clauses of a normalized message (the whole of it if it has none)."""
+    return [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+
+
 def _pieces(clauses: list[str]) -> list[str]:
     """The clauses of a message of several that the meaning check embeds (three words or more, eight at most)."""
     return [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
@@ -508,6 +535,14 @@ def _negated(clause: str, start: int) -> bool:
             before = before[k + 1:]
             break
     return any(w.strip(",.") in _NEGATIONS for w in before)
+
+
+def _denied(clauses: list[str], i: int, m: re.Match) -> bool:
+    """Whether the match ends a short question (three words before it at most) that the next clause answers
+    "no": "chest pressure? nope." (see :data:`_DENIAL`)."""
+    clause = clauses[i]
+    return (i + 1 < len(clauses) and clause[m.end():].strip().startswith("?")
+            and len(clause[:m.start()].split()) <= 3 and _DENIAL.match(clauses[i + 1].strip()) is not None)
 
 
 def _first(patterns: list[re.Pattern], clause: str) -> int | None:

@@ -590,13 +590,136 @@ SIXTH_BENIGN = [
 ]
 
 
-@pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT)
+# Session 13: 120 messages written blind against that session's mechanisms (review rev27): an all-clear
+# ("nobody was hurt") beside an emergency, a question answered "no", machines and pets, things swallowed, bleeding
+# that will not stop. The first version of the all-clear calmed plain patterns too and lost 10 of its emergencies
+# ("nobody was hurt in the crash but since then my legs have gone numb"); it now calms `confirm` words only, and is
+# read on the whole message ("everybody is ok but me, ..."). The build gets 52 of the 60 emergencies and 57 of the
+# 60 harmless messages right (the build before: 46 and 39); those are listed here. The 11 it gets wrong are in the
+# session-13 note.
+SEVENTH_URGENT = [
+    ('nobody was hurt in the crash but since then my legs have gone numb and i cant feel my feet', 'neuro'),
+    ("everyone's fine after the fire drill but i've got crushing chest pain going into my left arm", 'chest_pain'),
+    ('no harm done to the car but i fell off the ladder onto the patio and cant move properly', 'injury'),
+    ("I'm perfectly fine otherwise, just can't breathe properly and my lips are going blue", 'breathing'),
+    ("I don't have anything like that, but my husband has just collapsed and isn't responding", 'fainting'),
+    ("nobody here has that. i took the whole box of my mum's sleeping pills an hour ago", None),
+    ('everybody is ok, the kids are at school. i just want to end it all tonight', 'self_harm'),
+    ("no one was injured in the accident thank god. but my back pain came with fever, chills and i've lost 8kg without trying", 'fever'),
+    ("nobody's ill at home, but I've been throwing up blood since lunch", None),
+    ("no harm done with the knife slip i thought, but the cut has bled through three towels and won't stop", 'heavy_bleeding'),
+    ("Everyone's fine in the car. I'm the one with the worst headache of my life, came on in seconds", 'sudden_severe_pain'),
+    ('i was totally fine yesterday. today one side of my face is drooping and my speech is slurred', 'neuro'),
+    ('nobody was hurt when the shelf fell, but ive had black tarry poo for 2 days and feel dizzy', 'bleeding'),
+    ("I'm totally fine re the back question, but honestly I keep thinking about steering into oncoming traffic on the way home", 'self_harm'),
+    ('No one was injured at work today. what worries me is I lost control of my bladder this afternoon and my legs feel weak', 'neuro'),
+    ('everybody is ok but me, i passed out twice in the shower', 'fainting'),
+    ("I don't have any of that chest stuff you listed, but a tearing pain just ripped through my back between my shoulder blades, worst pain ever", 'sudden_severe_pain'),
+    ("chest pain? no idea what else to call it, like an elephant sitting on me and i'm drenched in sweat", 'chest_pain'),
+    ("fever? no, worse - my back hurts and i'm shaking with chills and soaked in night sweats every night", 'fever'),
+    ("can I breathe? No. I really can't, I'm gasping", 'breathing'),
+    ('Dizzy? no. Faint? no. Chest? YES, crushing, going down my arm.', 'chest_pain'),
+    ('is anyone with me? no. i took all my pills and i feel really drowsy', None),
+    ('did the pain build up slowly? no, it hit like a thunderclap a minute ago and im on the floor', 'sudden_severe_pain'),
+    ('can I feel my legs? nope. started after lifting the box, and i cant wee', 'neuro'),
+    ("is the vomit normal coloured? no. it's dark with bits like coffee grounds", 'bleeding'),
+    ("numbness? no. I mean not just numbness, I can't move my left arm at all and my face feels weird", 'neuro'),
+    ('Any better after resting? No, the pressure in my chest is spreading to my jaw', 'chest_pain'),
+    ("did i hit my head when i fell down the stairs? no clue, and now i'm confused and throwing up", 'injury'),
+    ('breathing ok? no!! my throat is swelling up after the bee sting', 'breathing'),
+    ('the lights went out and then i blacked out on the kitchen floor', 'fainting'),
+    ('my phone died and i fainted right after, woke up on the floor not sure how long', 'fainting'),
+    ('my laptop was running hot and so am i, 39.5 fever with back pain and chills all week', 'fever'),
+    ("the wifi is choking and so is my son, he's choking on a grape and can't cough or talk", 'breathing'),
+    ("was choking on my coffee reading your faq, but now i really can't get any air in", 'breathing'),
+    ('my neighbour drove me to the chemist for painkillers and on the way back I took the whole packet', 'overdose'),
+    ("power blacked out on our street and my grandad fell down the stairs in the dark, he's not getting up", 'injury'),
+    ('screen blacked out while i was typing bc so did i, i keep losing consciousness', 'fainting'),
+    ('my car engine was choking so i got out and a van hit me, my back is in agony', 'injury'),
+    ("building blacked out, I'm okay, but my mum's face is drooping and she can't lift her arm", 'neuro'),
+    ('phone running a fever lol. me too actually - 40 degrees, night sweats, lost weight, upper back ache', 'fever'),
+    ('laptop died. i want to die too. ive got the pills ready', 'self_harm'),
+    ('my toddler swallowed a button battery from the tv remote', 'overdose'),
+    ('my 3yo bit into a laundry pod and is coughing and drooling', 'overdose'),
+    ('accidentally drank some bleach from an unlabelled water bottle', 'overdose'),
+    ('my son drank some e-liquid from his brothers vape', 'overdose'),
+    ('i keep getting the urge to swerve off the overpass when i drive to work', 'self_harm'),
+    ('every time i cross the bridge i think about driving off it', 'self_harm'),
+    ("swallowed my dad's blood pressure tablets, the whole strip", 'overdose'),
+    ('nosebleed wont stop, its been an hour and its pouring', 'heavy_bleeding'),
+    ('cut my hand on glass and blood is gushing out, soaked through 2 tea towels already', 'heavy_bleeding'),
+    ('took a whole box of paracetamol for my upper back pain, how long till it works?', 'overdose'),
+    ('swallowed a mouthful of drain cleaner by accident, throat burning', 'overdose'),
+]
+
+SEVENTH_BENIGN = [
+    'my phone swallowed my battery life, any posture tips for scrolling with upper back pain?',
+    'saw the laundry pods ad again lol, anyway which stretch helps between shoulder blades?',
+    "we're bleeding money on physio, is it worth continuing for upper back pain?",
+    "traffic won't stop on my commute and sitting in the car makes my upper back ache",
+    "it's pouring with rain so I can't go for my walk, any indoor exercises for upper back?",
+    'the film had a bridge scene that made me tense up lol. does stress cause upper back tightness?',
+    'we had nosebleed seats at the concert and my upper back hurts from leaning forward',
+    'I replaced the button battery in my posture sensor, it buzzes when I slouch - is that helpful?',
+    'do magnetic bracelets help upper back pain?',
+    'my shirt is soaked through with sweat after the gym, is it normal for my upper back to be sore the next day',
+    'bought bleach for the bathroom and scrubbing the tub hurt my upper back - how to clean without strain?',
+    'I drive over a big bridge every day and the car seat kills my upper back. lumbar cushion or not?',
+    'my detergent bottle is so heavy, lifting it hurts between my shoulder blades',
+    'I vape, does the nicotine in e-liquid slow down healing of back pain?',
+    'the gushing reviews of that mattress convinced me, is a firm mattress good for the upper back?',
+    "the tap won't stop dripping and bending under the sink wrecked my upper back",
+    'steering wheel position - how far should I sit from it to avoid upper back strain?',
+    'i bought a whole box of heat patches, how many hours can i wear one on my upper back?',
+    'i took a strip of kinesiology tape and stuck it across my upper back, is that right?',
+    'coffee pouring everywhere because my hands were full of shopping bags lol. does carrying bags hurt the upper back?',
+    'Running over the overpass near my house is my daily route, is jogging ok with upper back pain?',
+    'do I need to swallow the glucosamine tablet whole or can I crush it?',
+    'overhead press at the gym makes my upper back ache. form tips?',
+    "the river near me floods whenever it's pouring, sandbagging hurt my back",
+    'upper back pain after sleeping funny, feels stiff but no other symptoms',
+    'sharp twinge between shoulder blades when I twist, been a week, getting better',
+    'breathing deeply makes my upper back muscle feel a bit tight, is that a muscle knot?',
+    'is it normal to feel a bit sore after a deep tissue massage?',
+    "my back is killing me (figuratively, it's just annoying). which stretch helps?",
+    "I'm dying to know whether a standing desk helps upper back pain",
+    'back pain after moving house - lifted way too many boxes. heat or ice?',
+    'i hit the gym hard yesterday and my upper back is stiff today',
+    'My son fell off his bike, nobody was hurt, just a scraped knee. carrying him home hurt my upper back though',
+    'minor fender bender last month, no one was injured, but sitting in traffic after made my upper back stiff',
+    "you list numbness and fever as red flags. I don't have any of that, just an achy upper back",
+    'my colleague fainted at work last year, everybody is ok. does stress cause back pain?',
+    'we had a small kitchen fire, no harm done. but scrubbing the smoke off the walls strained my back',
+    "I'm totally fine, it's only a stiff upper back after painting the ceiling",
+    'chest pressure? nope. numbness? nope. just a tight upper back after sitting all day',
+    'Dizzy? no. Faint? no. Just sore between my shoulder blades',
+    'running a temperature? nah. just a stiff neck and upper back',
+    'shortness of breath? no. fever? no. so is it a muscle strain?',
+    'Any bleeding? None. Any weakness in my legs? No. So what helps a pulled rhomboid?',
+    'my laptop blacked out mid-meeting and I hunched over it for an hour fixing it, now my upper back aches',
+    'the power blacked out across the whole city last night so I slept on the sofa, upper back stiff',
+    'our wifi keeps choking so I sit crammed in the corner by the router... bad posture tips?',
+    "my phone is running a fever, it's so hot. does using my phone in bed cause back pain?",
+    "my dog's face is drooping a bit, vet says it's just age. Bending down to lift him hurts my back",
+    'choking on my coffee laughing at your last answer, anyway: which stretch helps my upper back?',
+    'my wife took me to get painkillers, which ones are best for upper back pain?',
+    'my brother drove me to the chemist for some deep heat cream, does it actually work?',
+    'the old car engine is choking going up hills and the vibration makes my back ache',
+    'my tomato plants are choking in the heat and weeding bent over hurts my upper back',
+    "my monitor keeps blacking out, it's dying. is monitor height important for upper back pain?",
+    'my laptop is running a temperature of 90 degrees, should I use a laptop stand for posture?',
+    'the building blacked out during yoga class so we finished by candlelight. is yoga good for upper back?',
+    'fainting goats video had me crying laughing, unrelated: best pillow for upper back pain?',
+]
+
+
+@pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT + SEVENTH_URGENT)
 def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
     assert hit is not None and (category is None or hit.category == category), (text, hit)
 
 
-@pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN + FIFTH_BENIGN + SIXTH_BENIGN)
+@pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN + FIFTH_BENIGN + SIXTH_BENIGN + SEVENTH_BENIGN)
 def test_the_new_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
     hit = bot.ask(text).safety
     assert hit is None, (text, hit)
