@@ -30,7 +30,7 @@ from .index import OUT_OF_SCOPE
 from .corpus import Corpus, normalize_question, read_text
 from .errors import CorpusError, QAError
 from .textnorm import clean
-from .urgency import UrgencyModel, model_path
+from .urgency import NOT_URGENT, UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -547,7 +547,8 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
                  test_items: list[Item] = ()):
     """Fit the learned urgency detector on the tuning part: each message's vector as the bot embeds it,
     labelled with its safety category (or not urgent). Tuning messages whose text is also in the test
-    part are left out, so the test figures stay unseen. Returns (model, cross-validated figures)."""
+    part are left out, so the test figures stay unseen. The threshold is then chosen on the whole check
+    (:func:`whole_check_threshold`). Returns (model, cross-validated figures)."""
     known = {c.id for c in bot.rules.categories}
     unknown = sorted({it.safety for it in tune_items if it.safety and it.safety not in known})
     if unknown:
@@ -558,8 +559,60 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
     # Per message, what the bot embeds for the check: the prepared message, then its clauses.
     encoded = _encode_groups(bot.encoder, [[bot.prepare_query(clean(it.question)) or it.question,
                                             *bot.rules.meaning_pieces(clean(it.question))] for it in items])
-    return UrgencyModel.fit(np.stack([v[0] for v in encoded]), [it.safety or "" for it in items], bot.encoder.name,
-                            max_false_alarms, pieces=[v[1:] for v in encoded], groups=[_key(it) for it in items])
+    x = np.stack([v[0] for v in encoded])
+    groups = [_key(it) for it in items]
+    model, cv = UrgencyModel.fit(x, [it.safety or "" for it in items], bot.encoder.name, max_false_alarms,
+                                 pieces=[v[1:] for v in encoded], groups=groups)
+    y_idx = np.array([model.classes.index(it.safety or NOT_URGENT) for it in items])
+    model.threshold, cv["whole"] = whole_check_threshold(bot, items, x, y_idx, model.classes, groups)
+    return model, cv
+
+
+#: When `qa tune` chooses the safety model's threshold, a missed emergency weighs as much as this many false alarms.
+#: (On the upper-back labels, 1, 2 and 3 all choose the same threshold.)
+MISS_COST = 2.0
+
+
+def whole_check_threshold(bot, items: list[Item], x: np.ndarray, y_idx: np.ndarray, classes: list[str],
+                          groups: list[str], folds: int = 5, seed: int = 0) -> tuple[float, dict]:
+    """The threshold at which the learned model pins on its own, chosen on what the whole bot does.
+
+    The model alone raises many alarms that the rules never let through (a calm context, a harmless sense, a
+    negation vetoes its category), and most urgent messages a rule pins anyway; so its own false-alarm rate
+    says little about the bot's. Per fold the model is refitted on the other folds and every held-out message
+    is asked of the bot with it at the lowest threshold; a pin by the model alone keeps its P(urgent). The
+    threshold chosen has the fewest ``MISS_COST`` x missed urgent messages + false alarms (the highest on a
+    tie). A model pin below the threshold is taken as no pin, though the bot would then try its last check
+    (the meaning of a clause beside a harmless phrase): the count can be one or two short of the bot's.
+
+    Session 13, on the 5,865 labelled tuning messages: 0.995 by the model's own 0.5% false alarms pinned 1,391
+    of 1,420 urgent messages with 78 false alarms; 0.990 pins 1,404 with 85.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from .urgency import THRESHOLDS
+
+    urgent = y_idx > 0
+    p = np.full(len(items), -1.0)  # per message: 1.0 pinned by the rules or examples, P if by the model, -1 none
+    kept = bot.rules.urgency
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        for train, test in splitter.split(x, urgent, groups):
+            bot.rules.urgency = UrgencyModel.fit_all(x[train], y_idx[train], classes, bot.encoder.name,
+                                                     float(THRESHOLDS[0]))
+            for i in test:
+                hit = bot.ask(items[i].question).safety
+                p[i] = -1.0 if hit is None else 1.0 if hit.probability is None else hit.probability
+    finally:
+        bot.rules.urgency = kept
+    pinned = p[None, :] >= THRESHOLDS[:, None]  # (thresholds, messages)
+    missed = (urgent & ~pinned).sum(axis=1)
+    false = (~urgent & pinned).sum(axis=1)
+    cost = MISS_COST * missed + false
+    k = int(np.flatnonzero(cost == cost.min())[-1])
+    return float(THRESHOLDS[k]), {"threshold": float(THRESHOLDS[k]), "urgent": int(urgent.sum()),
+                                  "pinned": int(urgent.sum() - missed[k]), "false_alarms": int(false[k]),
+                                  "not_urgent": int((~urgent).sum())}
 
 
 def _encode_groups(encoder, groups: list[list[str]]) -> list[np.ndarray]:
@@ -730,9 +783,10 @@ def cmd_tune(args) -> int:
             urgency = None
             print(f"  safety model not fitted: {exc}")
     if urgency is not None:
+        whole = cv["whole"]
         print(f"  safety model: {len(urgency.classes) - 1} categories, threshold {urgency.threshold:.3f}; "
-              f"cross-validated on the tuning part: {_pct(cv['recall']).strip()} of {cv['urgent']} urgent "
-              f"pinned by it, {_pct(cv['false_alarms']).strip()} false alarms on {cv['not_urgent']} others")
+              f"cross-validated on the tuning part, the whole check pinned {whole['pinned']} of {whole['urgent']} "
+              f"urgent messages with {whole['false_alarms']} false alarms on {whole['not_urgent']} others")
         bot.rules.urgency = urgency
     after = metrics(run(bot, test_items))
     print("\ntest part          before    after")

@@ -7,8 +7,10 @@ with its category, everything else "not urgent") and saves it beside the rules f
 (``corpus/safety.yaml`` -> ``corpus/safety.model.json``). At run time it is one matrix product over the
 vectors the bot has already computed (the message and its clauses).
 
-The pinning threshold is chosen by cross-validation on the tuning part: the lowest probability at which
-messages the model had not been trained on raised at most ``max_false_alarms`` false alarms.
+:meth:`UrgencyModel.fit` chooses a pinning threshold by cross-validation on the tuning part: the lowest
+probability at which messages the model had not been trained on raised at most ``max_false_alarms`` false
+alarms. `qa tune` then replaces it with one chosen on what the whole bot does with the model
+(:func:`qa.evaluate.whole_check_threshold`), as most of the model's own alarms are vetoed by a rule.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 NOT_URGENT = NONE
 #: Fewer urgent examples than this and `qa tune` does not fit a model (it would only add noise).
 MIN_URGENT = 20
+#: The pin thresholds `qa tune` chooses from. Finer steps near 1: with many labelled messages the 0.01 steps end
+#: at 0.99 before the false-alarm target is met (0.7% of 2,827 at 0.99 against a target of 0.5%).
+THRESHOLDS = np.round(np.concatenate([np.arange(0.5, 0.985, 0.01), np.arange(0.99, 0.9995, 0.001)]), 3)
 
 
 def model_path(rules_path: str | Path) -> Path:
@@ -105,20 +110,23 @@ class UrgencyModel(LinearModel):
             for i in test:
                 rows = x[i:i + 1] if pieces is None or not len(pieces[i]) else np.vstack([x[i:i + 1], pieces[i]])
                 held_out[i] = float((1.0 - clf.predict_proba(rows)[:, none]).max())
-        # Finer steps near 1: with many labelled messages the 0.01 steps end at 0.99 before the
-        # false-alarm target is met (0.7% of 2,827 at 0.99 against a target of 0.5%).
-        candidates = np.round(np.concatenate([np.arange(0.5, 0.985, 0.01), np.arange(0.99, 0.9995, 0.001)]), 3)
-        threshold = float(candidates[-1])
-        for t in candidates:
+        threshold = float(THRESHOLDS[-1])
+        for t in THRESHOLDS:
             if (held_out[~is_urgent] >= t).mean() <= max_false_alarms:
                 threshold = float(t)
                 break
         cv = {"recall": float((held_out[is_urgent] >= threshold).mean()),
               "false_alarms": float((held_out[~is_urgent] >= threshold).mean()),
               "urgent": int(is_urgent.sum()), "not_urgent": int((~is_urgent).sum())}
+        return cls.fit_all(x, y_idx, classes, model, threshold, c), cv
+
+    @classmethod
+    def fit_all(cls, x: np.ndarray, y_idx: np.ndarray, classes: list[str], model: str, threshold: float,
+                c: float = 3.0) -> "UrgencyModel":
+        """The model fitted on every row given (class numbers ``y_idx`` into ``classes``), with this threshold."""
         coef, intercept = fit_logistic(x, y_idx, len(classes), c, class_weight="balanced")
         return cls(model=model, classes=classes, coef=coef, intercept=intercept, threshold=threshold,
-                   trained_on=len(y), trained_at=now()), cv
+                   trained_on=len(y_idx), trained_at=now())
 
     # --- reading and writing ---------------------------------------------------------------
 

@@ -352,10 +352,10 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     # from upper_back_tune10/11.jsonl, in other words
     "that deadline is a heart attack waiting to happen",
     "studying for my nursing exams: which conditions cause chest pain along with back pain?",
-    # A film, a reel or the news now asks the model instead of vetoing (a veto silenced "I was watching
-    # the news and got crushing chest pain"); the model is unsure here, and when in doubt we pin.
-    pytest.param("saw a reel claiming back pain means a heart attack, mine is from my desk",
-                 marks=pytest.mark.xfail(strict=True, reason="doubt context: P(urgent) 0.62 pins")),
+    # A film, a reel or the news asks the model instead of vetoing (a veto silenced "I was watching the news
+    # and got crushing chest pain"). Pinned until session 13 (P(urgent) 0.62); the model refitted on tune2-30
+    # gives it 0.32.
+    "saw a reel claiming back pain means a heart attack, mine is from my desk",
     "a fever dream about deadlifts woke me up, my upper back is just stiff",
     "my toddler keeps falling over on her scooter and carrying her home hurts my back",
     "worst pain ever is stubbing your toe, but what causes shoulder blade pain?",

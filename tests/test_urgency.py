@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from qa.errors import CorpusError
 from qa.safety import WHOLE_CHARS, SafetyRules
 from qa.urgency import NOT_URGENT, UrgencyModel, model_path
+
+from conftest import LABELS
 
 DIM = 16
 
@@ -92,6 +95,66 @@ def test_a_damaged_model_file_is_reported_with_its_name(tmp_path, content):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(CorpusError, match="safety.model.json"):
         UrgencyModel.load(path)
+
+
+class _TableBot:
+    """A bot whose whole check answers from a table (question -> P of a model pin, 1.0 for a rule pin, None for
+    no pin), whatever model it is given: what :func:`qa.evaluate.whole_check_threshold` makes of the answers."""
+
+    def __init__(self, table):
+        self.table = table
+        self.rules = SimpleNamespace(urgency="the shipped model")
+        self.encoder = SimpleNamespace(name="toy-model")
+
+    def ask(self, question):
+        p = self.table[question]
+        assert isinstance(self.rules.urgency, UrgencyModel)  # a model refitted on the other folds
+        hit = None if p is None else SimpleNamespace(probability=None if p == 1.0 else p)
+        return SimpleNamespace(safety=hit)
+
+
+def test_the_threshold_is_chosen_on_what_the_whole_check_pins():
+    from qa.evaluate import MISS_COST, whole_check_threshold
+
+    x, y = _data()
+    classes = [NOT_URGENT, "chest_pain", "self_harm"]
+    y_idx = np.array([classes.index(lab) for lab in y])
+    urgent = np.flatnonzero(y_idx > 0)
+    calm = np.flatnonzero(y_idx == 0)
+    p = [None] * len(y)
+    for i in urgent[:60]:
+        p[i] = 1.0  # a rule pins these at any threshold
+    for i in urgent[60:70]:
+        p[i] = 0.992  # only the model pins these ten
+    for i in calm[:3]:
+        p[i] = 0.995  # three false alarms the model is surest of
+    for i in calm[3:23]:
+        p[i] = 0.97  # twenty more below 0.992
+    p[calm[23]] = 1.0  # and one a rule raises
+    bot = _TableBot({f"q{i}": v for i, v in enumerate(p)})
+    items = [SimpleNamespace(question=f"q{i}") for i in range(len(y))]
+    threshold, fig = whole_check_threshold(bot, items, x, y_idx, classes, [f"q{i}" for i in range(len(y))])
+    # Above 0.992 the ten are missed (cost 2 x 10 + 4); from 0.971 to 0.992 four false alarms remain; the highest
+    # of those wins the tie.
+    assert MISS_COST > 0.4 and threshold == 0.992
+    assert fig == {"threshold": 0.992, "urgent": 80, "pinned": 70, "false_alarms": 4, "not_urgent": 300}
+    assert bot.rules.urgency == "the shipped model"  # put back
+
+
+def test_qa_tune_fits_the_safety_model_and_chooses_its_threshold_on_the_whole_check(bot):
+    from qa.evaluate import load_labelled, tune_urgency
+    from qa.urgency import THRESHOLDS
+
+    shipped = bot.rules.urgency
+    items = load_labelled(LABELS.parent / "upper_back_tune8.jsonl", bot.corpus, "tune")
+    model, cv = tune_urgency(bot, items)
+    assert bot.rules.urgency is shipped
+    whole = cv["whole"]
+    assert model.threshold == whole["threshold"] and model.threshold in THRESHOLDS
+    assert whole["urgent"] == sum(bool(it.safety) for it in items) == 100
+    assert whole["not_urgent"] == len(items) - 100
+    # the rules pin most of these messages whatever the model says; a useless model would not reach this
+    assert whole["pinned"] >= 90 and whole["false_alarms"] <= 0.1 * whole["not_urgent"]
 
 
 class _ToyEncoder:
