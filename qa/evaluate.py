@@ -30,7 +30,7 @@ from .index import OUT_OF_SCOPE
 from .corpus import Corpus, normalize_question, read_text
 from .errors import CorpusError, QAError
 from .textnorm import clean
-from .urgency import NOT_URGENT, UrgencyModel, model_path
+from .urgency import NOT_URGENT, THRESHOLDS, UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -589,8 +589,6 @@ def whole_check_threshold(bot, items: list[Item], x: np.ndarray, y_idx: np.ndarr
     of 1,420 urgent messages with 78 false alarms; 0.990 pins 1,404 with 85.
     """
     from sklearn.model_selection import StratifiedGroupKFold
-
-    from .urgency import THRESHOLDS
 
     urgent = y_idx > 0
     p = np.full(len(items), -1.0)  # per message: 1.0 pinned by the rules or examples, P if by the model, -1 none

@@ -83,8 +83,8 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
 #: A short question about an alarming word that the next clause answers "no": "chest pressure? nope. my drum throne
 #: is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no idea", "not sure".
-_DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none|never)\b(?! (idea|clue|one|way|change|better|improvement"
-                     r"|help|matter|longer|more|less|sure)\b)")
+_DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none|never)\b"
+                     r"(?! (idea|clue|one|way|change|better|improvement|help|matter|longer|more|less|sure)\b)")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -133,7 +133,8 @@ class SafetyRules:
     #: "years ago", "fully recovered", "not literally", "if I ever ...").
     calm: list[re.Pattern] = field(default_factory=list)
     #: ``clear_context``: an all-clear anywhere in the message ("nobody was hurt", "I'm perfectly well") calms
-    #: every clause as a calm context in it would: "my car got hit in the car park. nobody hurt".
+    #: the ``confirm`` words of every clause as a calm context in it would ("my car got hit in the car park.
+    #: nobody hurt"); plain patterns ignore it.
     clear: list[re.Pattern] = field(default_factory=list)
     #: ``doubt_context``: patterns that make every rule in their clause ask the model, as ``confirm``
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
@@ -466,7 +467,8 @@ class SafetyRules:
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
-        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), f"model: P(urgent) {found[1]:.2f}", found[1])
+        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), f"model: P(urgent) {found[1]:.2f}",
+                         probability=found[1])
 
     def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if not len(self._urgent_vecs):
