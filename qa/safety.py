@@ -81,10 +81,10 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
                    r"|my (left arm|jaw|face|lips|speech))\b)"
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
-#: A short question about an alarming word that the next clause answers "no": "chest pressure? nope. my drum throne
-#: is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no idea", "not sure".
-_DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none|never)\b"
-                     r"(?! (idea|clue|one|way|change|better|improvement|help|matter|longer|more|less|sure)\b)")
+#: A short question about an alarming word that the next clause answers "no", and no more than that: "chest pressure?
+#: nope. my drum throne is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no
+#: response when I talk to him", "no, it's been spurting for 20 mins", "no idea".
+_DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -132,10 +132,6 @@ class SafetyRules:
     #: ``calm_context``: patterns that veto every category except crises in their clause (a fall
     #: "years ago", "fully recovered", "not literally", "if I ever ...").
     calm: list[re.Pattern] = field(default_factory=list)
-    #: ``clear_context``: an all-clear anywhere in the message ("nobody was hurt", "I'm perfectly well") calms
-    #: the ``confirm`` words of every clause as a calm context in it would ("my car got hit in the car park.
-    #: nobody hurt"); plain patterns ignore it.
-    clear: list[re.Pattern] = field(default_factory=list)
     #: ``doubt_context``: patterns that make every rule in their clause ask the model, as ``confirm``
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
     #: the news and got crushing chest pain"); crises included.
@@ -182,7 +178,6 @@ class SafetyRules:
             categories=categories,
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
             calm=top_list("calm_context"),
-            clear=top_list("clear_context"),
             doubt=top_list("doubt_context"),
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
@@ -230,7 +225,7 @@ class SafetyRules:
         vocab: set[str] = {"nope", "nah", "nay"}  # answers :data:`_DENIAL` reads ("nope" is not "cope")
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *self.clear, *self.doubt, *(pat for cat in self.categories
+        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
@@ -265,8 +260,7 @@ class SafetyRules:
             text_vector: the embedding of the whole message, if the caller has it already.
             piece_vectors: the embeddings of :meth:`meaning_pieces`, if the caller has them already.
         """
-        norm = self.normalize(text)
-        clauses = _split(norm)
+        clauses = self._clauses(text)
         blanked: set[str] = set()  # categories with a harmless phrase in the message
         bare = [self._without_harmless(c, blanked) for c in clauses]  # what the rules read
         vetoed: set[str] = set()  # categories a rule found negated or vetoed (the rules add them)
@@ -280,16 +274,9 @@ class SafetyRules:
         # "collapsed" or "suicidal" (they ask the model, so they run only when they can change the answer).
         best = min((LEVELS.index(h.level) for h in hits), default=len(LEVELS))
         seen = {h.category for h, _, _ in found}
-        # An all-clear anywhere ("my car got hit in the car park. nobody hurt") calms every clause for these words
-        # only: plain patterns ignore it ("nobody was hurt in the crash but since then my legs have gone numb").
-        cleared: set[int] = set()  # clauses calm only by the all-clear: they veto only the categories they match
-        if _first(self.clear, norm) is not None:  # the whole message: "everybody is ok but me" is no all-clear
-            cleared = {i for i, at in enumerate(calmed) if at is None}
-            calmed = [bool(_NOW.search(c) or _CALM_LIFT.search(c)) if at is None else at
-                      for c, at in zip(bare, calmed)]
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True, cleared=cleared):
+                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
         negated = vetoed | blanked  # what the meaning checks skip
         encoded = None
@@ -409,12 +396,11 @@ class SafetyRules:
         return clause
 
     def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None], vetoed: set[str],
-                  confirm: bool = False, cleared: set[int] = frozenset()) -> tuple[SafetyHit, int, bool] | None:
+                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it;
-        ``cleared``: the clauses calm only by an all-clear elsewhere (``clear_context``), which veto the category
-        only if they match it. Adds the categories it finds vetoed or negated to ``vetoed``."""
+        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it. Adds the
+        categories it finds vetoed or negated to ``vetoed``."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
@@ -427,11 +413,7 @@ class SafetyRules:
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
             held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
             if held:
-                # vetoed here: the meaning check must not pin it back either. A clause calm only by an all-clear
-                # elsewhere ("a car clipped my bike, nobody was hurt, but now my dad has collapsed") vetoes the
-                # categories it names, not every one.
-                if i not in cleared or any(p.search(clause) for p in patterns):
-                    vetoed.add(cat.id)
+                vetoed.add(cat.id)  # vetoed here: the meaning check must not pin it back either
                 continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
