@@ -243,7 +243,8 @@ class SafetyRules:
         return text
 
     def _clauses(self, text: str) -> list[str]:
-        return _split(self.normalize(text))
+        norm = self.normalize(text)
+        return [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
 
     def meaning_pieces(self, text: str) -> list[str]:
         """The clauses of a message that the meaning check embeds on their own (none for one clause),
@@ -449,8 +450,7 @@ class SafetyRules:
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
-        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), f"model: P(urgent) {found[1]:.2f}",
-                         probability=found[1])
+        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}", probability=found[1])
 
     def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if not len(self._urgent_vecs):
@@ -486,13 +486,8 @@ class SafetyRules:
         return flat_example - int(np.argmax(self._urgent_cat == cat_index))
 
     @staticmethod
-    def _hit(cat: Category, reason: str) -> SafetyHit:
-        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason)
-
-
-def _split(norm: str) -> list[str]:
-    """The clauses of a normalized message (the whole of it if it has none)."""
-    return [c for c in _CLAUSE_SPLIT.split(norm) if c and c.strip()] or [norm]
+    def _hit(cat: Category, reason: str, probability: float | None = None) -> SafetyHit:
+        return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason, probability)
 
 
 def _pieces(clauses: list[str]) -> list[str]:

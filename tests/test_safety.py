@@ -286,7 +286,7 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("i have made my peace with everyone who matters and tonight it all stops", "self_harm"),
     ("I've made peace with my family, it ends tomorrow", "self_harm"),
     # session 13, after the fresh file tune30 (in other words): things swallowed, ideation of a crash, bleeding
-    # that will not stop, an all-clear that a turn to the present lifts, a question answered "no idea"
+    # that will not stop, "nobody was hurt" beside an emergency, a question answered "no idea"
     ("my little boy just swallowed a button battery out of the remote", "overdose"),
     ("my toddler has chewed a laundry pod, her mouth is foaming", "overdose"),
     ("I keep thinking about steering into the motorway bridge on the drive home", "self_harm"),
