@@ -49,8 +49,10 @@ LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero",
               "nae"}
-#: Words that end a negation's reach: "never stops and suicide ...".
-_SCOPE_ENDS = {"and", "so", "then"}
+#: Words that end a negation's reach: "never stops and suicide ...", "my friend isn't - she swallowed ...".
+_SCOPE_ENDS = {"and", "so", "then", "-", "–", "—"}
+#: An answer "no" with its own punctuation negates nothing after it: "can I stay awake? no, i keep blacking out".
+_ANSWERS = {"no", "nope", "nah"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 #: Messages up to this long are judged as a whole when a rule asks the model (:meth:`SafetyRules._agreement`):
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
@@ -85,6 +87,8 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
 #: nope. my drum throne is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no
 #: response when I talk to him", "no, it's been spurting for 20 mins", "no idea".
 _DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
+#: What a crisis question asks about that a "no" does not deny: "any reason to keep living? no."
+_HOPE = re.compile(r"\b(reason|point|hope)\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -506,11 +510,12 @@ def _rows(texts: list[str], clauses: list[str], encoded: np.ndarray, encode) -> 
 
 
 def _negated(clause: str, start: int) -> bool:
-    """A negation among the three words before ``start`` and after the last "and/so/then": "no chest pain",
-    "not fully recovered", but not "the pain never stops and suicide keeps crossing my mind"."""
+    """A negation among the three words before ``start`` and after the last "and/so/then", dash or answer "no,":
+    "no chest pain", "not fully recovered", but not "the pain never stops and suicide keeps crossing my mind"."""
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
-        if before[k].strip(",.") in _SCOPE_ENDS:
+        word = before[k]
+        if word.strip(",.") in _SCOPE_ENDS or (word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS):
             before = before[k + 1:]
             break
     return any(w.strip(",.") in _NEGATIONS for w in before)
@@ -520,6 +525,8 @@ def _denied(clauses: list[str], i: int, m: re.Match) -> bool:
     """Whether the match ends a short question (three words before it at most) that the next clause answers
     "no": "chest pressure? nope." (see :data:`_DENIAL`)."""
     clause = clauses[i]
+    if _HOPE.search(m.group()):  # "any reason to keep living? no." answers yes to the crisis
+        return False
     return (i + 1 < len(clauses) and clause[m.end():].strip().startswith("?")
             and len(clause[:m.start()].split()) <= 3 and _DENIAL.match(clauses[i + 1].strip()) is not None)
 
