@@ -83,6 +83,17 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
                    r"|my (left arm|jaw|face|lips|speech))\b)"
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
+#: Someone in the present, in a message that says the writer does not have what they ask about: a clause with
+#: it asks the model instead of being calmed ("I don't have it myself, but my dad collapsed", "he's clutching
+#: his chest", "I can't feel my legs").
+_SOMEONE_NOW = re.compile(
+    r"\b((my|his|her|our) (wife|husband|partner|dad|father|mum|mom|mother|son|daughter|baby|child|kid|friend|brother"
+    r"|sister|grandad|grandpa|grandma|granny|nan|gran|boyfriend|girlfriend|mate|colleague|neighbour|neighbor)"
+    r"|he|she|they|he's|she's|they're|someone|somebody|anyone"
+    r"|my \w+( \w+)? (is|are|feels?|has|keeps|won't|can't|just|went|started)"
+    r"|i (can't|cannot|felt|have|had|got|keep|just|suddenly|think|took|fell|hit)"
+    r"|(i'm|i feel) (?!((totally|perfectly|completely|absolutely|feeling) )?(fine|ok|okay|well|good|alright|all right|just|only"
+    r"|asking|curious|wondering|not)\b)\w+)\b")
 #: A short question about an alarming word that the next clause answers "no", and no more than that: "chest pressure?
 #: nope. my drum throne is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no
 #: response when I talk to him", "no, it's been spurting for 20 mins", "no idea".
@@ -140,6 +151,10 @@ class SafetyRules:
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
     #: the news and got crushing chest pain"); crises included.
     doubt: list[re.Pattern] = field(default_factory=list)
+    #: ``asking_context``: patterns, anywhere in the message, in which the writer says they do not have what
+    #: they ask about ("I don't have it myself", "haven't taken any, just curious"): every clause that does
+    #: not put someone in the present (:data:`_SOMEONE_NOW`) is calmed as by a calm context; crises excepted.
+    asking: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
@@ -183,6 +198,7 @@ class SafetyRules:
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
             calm=top_list("calm_context"),
             doubt=top_list("doubt_context"),
+            asking=top_list("asking_context"),
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
@@ -229,7 +245,7 @@ class SafetyRules:
         vocab: set[str] = {"nope", "nah", "nay"}  # answers :data:`_DENIAL` reads ("nope" is not "cope")
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
+        for pat in [*self.calm, *self.doubt, *self.asking, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
@@ -272,6 +288,9 @@ class SafetyRules:
         # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
+        if any(_first(self.asking, c) is not None for c in bare):  # "... I don't have it myself"
+            calmed = [bool(_NOW.search(c) or _CALM_LIFT.search(c) or _SOMEONE_NOW.search(c)) if calm is None else calm
+                      for c, calm in zip(bare, calmed)]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
@@ -518,7 +537,7 @@ def _negated(clause: str, start: int) -> bool:
         if word.strip(",.") in _SCOPE_ENDS or (word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS):
             before = before[k + 1:]
             break
-    return any(w.strip(",.") in _NEGATIONS for w in before)
+    return any(w.strip(",.()[]\"") in _NEGATIONS for w in before)  # "(no thoughts of hurting myself, ..."
 
 
 def _denied(clauses: list[str], i: int, m: re.Match) -> bool:

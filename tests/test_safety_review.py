@@ -767,6 +767,35 @@ NINTH_BENIGN = [
     "hit my head on the shelf, not dizzy or sick, just a bump",
     "chest pain? nah. just curious which stretch is best",
     "My grandad swallowed his pride and bought a foam roller, which exercises should he do",
+    "GP went through the usual checklist (no thoughts of hurting myself, sleeping fine, no weight loss) and says it's "
+    "just a muscle knot",
+    # The asking context: the writer says they do not have what they ask about.
+    "I read that a heart attack can show up as pain between the shoulder blades. I feel fine, just curious when I should "
+    "worry?",
+    "just curious, not having it myself: does pressure in the chest always mean heart trouble or can it be a muscle thing",
+    "what counts as an overdose of paracetamol in general? haven't taken any, just curious",
+    "Is back pain with a fever something doctors worry about in general? I don't have a fever, just asking.",
+    "For my nursing exam: what can sudden tearing pain in the back mean in general? I'm fine, just revising.",
+    "What does a tearing pain in the back usually mean? I read about it in a magazine, I don't have it myself.",
+    "I'm perfectly fine, just curious: what does chest pain with back pain mean?",
+    "nobody here has that chest pain thing",
+    "Gave blood this morning, tea and biscuit, all fine. Does donating blood have anything to do with back pain?",
+    "I'm writing a novel where a character self-harms and I want her posture right. What's the medical term for pain "
+    "under the shoulder blade?",
+]
+
+# ... and emergencies beside those mechanisms: someone in the present, "now", a first time, another category.
+NINTH_URGENT += [
+    ("I don't have it myself, but my dad collapsed and isn't breathing", None),
+    ("i don't have a fever, just asking, but my chest is crushing and my left arm is numb", "chest_pain"),
+    ("nobody here has that, but he's clutching his chest", "chest_pain"),
+    ("I don't have it myself, I feel dizzy and my chest is crushing", "chest_pain"),
+    ("3am on nights, woke up from a nap gasping, can't get enough air even sitting up, chest and upper back tight. "
+     "never had this before", "breathing"),
+    ("gave blood an hour ago and now I'm vomiting blood", None),
+    ("I'm writing this because I took 30 pills", None),
+    ("my climbing partner says his chest feels really heavy and his left arm aches", "chest_pain"),
+    ("got a mouthful of the spray I was putting on the vines, feel sick and dizzy now", "overdose"),
 ]
 
 
