@@ -83,23 +83,30 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
                    r"|my (left arm|jaw|face|lips|speech))\b)"
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
-#: Someone in the present, in a message that says the writer does not have what they ask about: a clause with
-#: it asks the model instead of being calmed ("I don't have it myself, but my dad collapsed", "he's clutching
-#: his chest", "I can't feel my legs").
-_SOMEONE_NOW = re.compile(
-    r"\b((my|his|her|our) (wife|husband|partner|dad|father|mum|mom|mother|son|daughter|baby|child|kid|friend|brother"
-    r"|sister|grandad|grandpa|grandma|granny|nan|gran|boyfriend|girlfriend|mate|colleague|neighbour|neighbor)"
-    r"|he|she|they|he's|she's|they're|someone|somebody|anyone"
-    r"|my \w+( \w+)? (is|are|feels?|has|keeps|won't|can't|just|went|started)"
-    r"|i (can't|cannot|felt|have|had|got|keep|just|suddenly|think|took|fell|hit)"
-    r"|(i'm|i feel) (?!((totally|perfectly|completely|absolutely|feeling) )?(fine|ok|okay|well|good|alright|all right|just|only"
-    r"|asking|curious|wondering|not)\b)\w+)\b")
+#: Someone in a message (not "someone" or "people", which general questions name), or the writer doing or feeling
+#: something: a message with any of these is not only a question and a denial ("I don't have it myself, but Dad collapsed", "we can't wake him", "I've just swallowed",
+#: "a man has collapsed outside"), so an asking context does not calm it.
+_SOMEONE = re.compile(
+    r"\b((wife|husband|partner|dad|daddy|father|mum|mummy|mom|mommy|mother|son|daughter|baby|child|kid|toddler|friend"
+    r"|brother|sister|grandad|granddad|grandpa|grandma|granny|grandmother|grandfather|nan|gran|uncle|aunt|auntie"
+    r"|cousin|boyfriend|girlfriend|mate|flatmate|roommate|colleague|coworker|neighbour|neighbor|patient|customer"
+    r"|man|woman|guy|lady|boy|girl|teen|teenager|\d+ ?(year|yr)s? old)s?"
+    r"|he|she|they|him|her|his|their|we|us|our|he's|she's|they're|we're|i've|i am|i was"
+    r"|my \w+( \w+){0,2} (is|are|was|were|feels?|felt|has|had|keeps|won't|can't|just|went|started|got)"
+    r"|i (can't|cannot|couldn't|felt|have|had|got|keep|kept|just|suddenly|think|took|fell|hit|swallowed|started|woke"
+    r"|passed|blacked|collapsed|fainted|cut|need)"
+    r"|(i'm|i feel) (?!((totally|perfectly|completely|absolutely|feeling) )?(fine|ok|okay|well|good|alright|all right"
+    r"|just|only|asking|curious|wondering|revising|studying|not)\b)\w+)\b")
+#: Words around a question that are neither a question nor a statement about anyone: "just curious what it can mean",
+#: "I saw the phrase on a health site".
+_ASKING_FRAME = re.compile(r"\b((i'm |i am )?(just |only |purely )?(curious|asking|wondering)( (what|why|how|if|whether|about)\b[\w\s']*)?"
+                           r"|i (read|saw|heard|came across) (about |of )?(it|that|this|the (phrase|term|word|name))\b[\w\s']*)")
 #: A short question about an alarming word that the next clause answers "no", and no more than that: "chest pressure?
 #: nope. my drum throne is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no
 #: response when I talk to him", "no, it's been spurting for 20 mins", "no idea".
 _DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
 #: What a crisis question asks about that a "no" does not deny: "any reason to keep living? no."
-_HOPE = re.compile(r"\b(reason|point|hope)\b")
+_HOPE = re.compile(r"\b(reason|point) (to|in)\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
@@ -151,9 +158,9 @@ class SafetyRules:
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
     #: the news and got crushing chest pain"); crises included.
     doubt: list[re.Pattern] = field(default_factory=list)
-    #: ``asking_context``: patterns, anywhere in the message, in which the writer says they do not have what
-    #: they ask about ("I don't have it myself", "haven't taken any, just curious"): every clause that does
-    #: not put someone in the present (:data:`_SOMEONE_NOW`) is calmed as by a calm context; crises excepted.
+    #: ``asking_context``: patterns in which the writer says they do not have what they ask about ("I don't have
+    #: it myself", "haven't taken any, just curious"): a message of nothing but such a denial and questions
+    #: (:meth:`_only_asking`) is calmed clause by clause as by a calm context; crises excepted.
     asking: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
@@ -288,9 +295,8 @@ class SafetyRules:
         # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
-        if any(_first(self.asking, c) is not None for c in bare):  # "... I don't have it myself"
-            calmed = [bool(_NOW.search(c) or _CALM_LIFT.search(c) or _SOMEONE_NOW.search(c)) if calm is None else calm
-                      for c, calm in zip(bare, calmed)]
+        if self._only_asking(bare):  # "what does tearing back pain mean? I don't have it myself"
+            calmed = [False if calm is None else calm for calm in calmed]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
@@ -396,6 +402,20 @@ class SafetyRules:
                     return hit
         hit = self._model_hit(rows, vetoed)
         return hit if hit is not None and hit.category in categories else None
+
+    def _only_asking(self, clauses: list[str]) -> bool:
+        """Whether the message is nothing but questions and the writer's denial that they have what they ask about
+        (``asking_context``), with nobody in it and nothing happening now (:data:`_SOMEONE`, :data:`_NOW`)."""
+        denied = False
+        for clause in clauses:
+            rest = clause
+            for pattern in self.asking:
+                rest, n = pattern.subn(" ", rest)
+                denied = denied or n > 0
+            rest = _ASKING_FRAME.sub(" ", rest).strip(" ,.;:!-–—")
+            if rest and not (rest.endswith("?") or _ASKS.match(rest) or rest.startswith(("if ", "whether "))):
+                return False  # a statement: "I'm fine just asking - wait, can't feel my legs"
+        return denied and not any(_NOW.search(c) or _CALM_LIFT.search(c) or _SOMEONE.search(c) for c in clauses)
 
     def _in_a_story(self, clauses: list[str]) -> bool:
         return any(_first(self.doubt, clause) is not None for clause in clauses)
@@ -534,7 +554,8 @@ def _negated(clause: str, start: int) -> bool:
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
         word = before[k]
-        if word.strip(",.") in _SCOPE_ENDS or (word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS):
+        if (word.strip(",.") in _SCOPE_ENDS or word.endswith(")")  # "(no warning) just collapsed"
+                or (word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS)):
             before = before[k + 1:]
             break
     return any(w.strip(",.()[]\"") in _NEGATIONS for w in before)  # "(no thoughts of hurting myself, ..."
