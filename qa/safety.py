@@ -49,10 +49,14 @@ LEVELS = ("emergency", "crisis", "urgent")  # most pressing first
 _NEGATIONS = {"no", "not", "never", "without", "nor", "none", "neither", "denies", "deny", "don't",
               "doesn't", "didn't", "isn't", "wasn't", "haven't", "hasn't", "aren't", "weren't", "zero",
               "nae"}
-#: Words that end a negation's reach: "never stops and suicide ...", "my friend isn't - she swallowed ...".
-_SCOPE_ENDS = {"and", "so", "then", "-", "–", "—"}
-#: An answer "no" with its own punctuation negates nothing after it: "can I stay awake? no, i keep blacking out".
+#: Words that end a negation's reach: "never stops and suicide ...".
+_SCOPE_ENDS = {"and", "so", "then"}
+#: A dash, or an answer "no" with its own punctuation, before a new subject: "my friend isn't - she swallowed ...",
+#: "can I stay awake? no, i keep blacking out", but not "no - chest pain was ruled out".
+_BREAKS = {"-", "–", "—"}
 _ANSWERS = {"no", "nope", "nah"}
+_SUBJECTS = {"i", "i'm", "i've", "it", "it's", "he", "he's", "she", "she's", "they", "they're", "we", "we're", "my", "his",
+             "her", "their", "our"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 #: Messages up to this long are judged as a whole when a rule asks the model (:meth:`SafetyRules._agreement`):
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
@@ -60,7 +64,7 @@ WHOLE_CHARS = 800
 #: A clause that asks something ("also, which stretch helps?"): left out of what qualifies an alarming word.
 _ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick question|quick one"
                    r"|one more thing)[,:]?\s+)*"
-                   r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b")
+                   r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b(?!')")
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
@@ -83,24 +87,6 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
                    r"|and now(?= (i|he|she|they|i'm|i've|he's|she's|they're|the same|crushing|severe|sudden|sharp|terrible|awful"
                    r"|my (left arm|jaw|face|lips|speech))\b)"
                    r"|now it's (back|worse|spreading|returned|happening|crushing))\b")
-#: Someone in a message (not "someone" or "people", which general questions name), or the writer doing or feeling
-#: something: a message with any of these is not only a question and a denial ("I don't have it myself, but Dad collapsed", "we can't wake him", "I've just swallowed",
-#: "a man has collapsed outside"), so an asking context does not calm it.
-_SOMEONE = re.compile(
-    r"\b((wife|husband|partner|dad|daddy|father|mum|mummy|mom|mommy|mother|son|daughter|baby|child|kid|toddler|friend"
-    r"|brother|sister|grandad|granddad|grandpa|grandma|granny|grandmother|grandfather|nan|gran|uncle|aunt|auntie"
-    r"|cousin|boyfriend|girlfriend|mate|flatmate|roommate|colleague|coworker|neighbour|neighbor|patient|customer"
-    r"|man|woman|guy|lady|boy|girl|teen|teenager|\d+ ?(year|yr)s? old)s?"
-    r"|he|she|they|him|her|his|their|we|us|our|he's|she's|they're|we're|i've|i am|i was"
-    r"|my \w+( \w+){0,2} (is|are|was|were|feels?|felt|has|had|keeps|won't|can't|just|went|started|got)"
-    r"|i (can't|cannot|couldn't|felt|have|had|got|keep|kept|just|suddenly|think|took|fell|hit|swallowed|started|woke"
-    r"|passed|blacked|collapsed|fainted|cut|need)"
-    r"|(i'm|i feel) (?!((totally|perfectly|completely|absolutely|feeling) )?(fine|ok|okay|well|good|alright|all right"
-    r"|just|only|asking|curious|wondering|revising|studying|not)\b)\w+)\b")
-#: Words around a question that are neither a question nor a statement about anyone: "just curious what it can mean",
-#: "I saw the phrase on a health site".
-_ASKING_FRAME = re.compile(r"\b((i'm |i am )?(just |only |purely )?(curious|asking|wondering)( (what|why|how|if|whether|about)\b[\w\s']*)?"
-                           r"|i (read|saw|heard|came across) (about |of )?(it|that|this|the (phrase|term|word|name))\b[\w\s']*)")
 #: A short question about an alarming word that the next clause answers "no", and no more than that: "chest pressure?
 #: nope. my drum throne is too low", "dizzy? no. faint? no.", "running a temperature? nah, just the sauna". Not "no
 #: response when I talk to him", "no, it's been spurting for 20 mins", "no idea".
@@ -158,10 +144,6 @@ class SafetyRules:
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
     #: the news and got crushing chest pain"); crises included.
     doubt: list[re.Pattern] = field(default_factory=list)
-    #: ``asking_context``: patterns in which the writer says they do not have what they ask about ("I don't have
-    #: it myself", "haven't taken any, just curious"): a message of nothing but such a denial and questions
-    #: (:meth:`_only_asking`) is calmed clause by clause as by a calm context; crises excepted.
-    asking: list[re.Pattern] = field(default_factory=list)
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
@@ -205,7 +187,6 @@ class SafetyRules:
             benign_examples=[str(x) for x in data.get("benign_examples") or []],
             calm=top_list("calm_context"),
             doubt=top_list("doubt_context"),
-            asking=top_list("asking_context"),
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
@@ -252,7 +233,7 @@ class SafetyRules:
         vocab: set[str] = {"nope", "nah", "nay"}  # answers :data:`_DENIAL` reads ("nope" is not "cope")
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
-        for pat in [*self.calm, *self.doubt, *self.asking, *(pat for cat in self.categories
+        for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
         self._fixer = SpellFixer(vocab, known_words)
@@ -295,8 +276,6 @@ class SafetyRules:
         # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
-        if self._only_asking(bare):  # "what does tearing back pain mean? I don't have it myself"
-            calmed = [False if calm is None else calm for calm in calmed]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
@@ -402,20 +381,6 @@ class SafetyRules:
                     return hit
         hit = self._model_hit(rows, vetoed)
         return hit if hit is not None and hit.category in categories else None
-
-    def _only_asking(self, clauses: list[str]) -> bool:
-        """Whether the message is nothing but questions and the writer's denial that they have what they ask about
-        (``asking_context``), with nobody in it and nothing happening now (:data:`_SOMEONE`, :data:`_NOW`)."""
-        denied = False
-        for clause in clauses:
-            rest = clause
-            for pattern in self.asking:
-                rest, n = pattern.subn(" ", rest)
-                denied = denied or n > 0
-            rest = _ASKING_FRAME.sub(" ", rest).strip(" ,.;:!-–—")
-            if rest and not (rest.endswith("?") or _ASKS.match(rest) or rest.startswith(("if ", "whether "))):
-                return False  # a statement: "I'm fine just asking - wait, can't feel my legs"
-        return denied and not any(_NOW.search(c) or _CALM_LIFT.search(c) or _SOMEONE.search(c) for c in clauses)
 
     def _in_a_story(self, clauses: list[str]) -> bool:
         return any(_first(self.doubt, clause) is not None for clause in clauses)
@@ -554,11 +519,12 @@ def _negated(clause: str, start: int) -> bool:
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
         word = before[k]
+        after = (before[k + 1:] or clause[start:].split() or [""])[0]
         if (word.strip(",.") in _SCOPE_ENDS or word.endswith(")")  # "(no warning) just collapsed"
-                or (word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS)):
+                or after in _SUBJECTS and (word in _BREAKS or word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS)):
             before = before[k + 1:]
             break
-    return any(w.strip(",.()[]\"") in _NEGATIONS for w in before)  # "(no thoughts of hurting myself, ..."
+    return any(w.strip(",.") in _NEGATIONS for w in before)
 
 
 def _denied(clauses: list[str], i: int, m: re.Match) -> bool:

@@ -767,23 +767,16 @@ NINTH_BENIGN = [
     "hit my head on the shelf, not dizzy or sick, just a bump",
     "chest pain? nah. just curious which stretch is best",
     "My grandad swallowed his pride and bought a foam roller, which exercises should he do",
-    "GP went through the usual checklist (no thoughts of hurting myself, sleeping fine, no weight loss) and says it's "
-    "just a muscle knot",
-    # The asking context: the writer says they do not have what they ask about.
+    # Written for an asking context that was then dropped (see NINTH_URGENT below); right without it.
     "I read that a heart attack can show up as pain between the shoulder blades. I feel fine, just curious when I should "
     "worry?",
-    "just curious, not having it myself: does pressure in the chest always mean heart trouble or can it be a muscle thing",
-    "what counts as an overdose of paracetamol in general? haven't taken any, just curious",
-    "Is back pain with a fever something doctors worry about in general? I don't have a fever, just asking.",
-    "For my nursing exam: what can sudden tearing pain in the back mean in general? I'm fine, just revising.",
-    "What does a tearing pain in the back usually mean? I read about it in a magazine, I don't have it myself.",
-    "I'm perfectly fine, just curious: what does chest pain with back pain mean?",
     "Gave blood this morning, tea and biscuit, all fine. Does donating blood have anything to do with back pain?",
     "I'm writing a novel where a character self-harms and I want her posture right. What's the medical term for pain "
     "under the shoulder blade?",
 ]
 
-# ... and emergencies beside those mechanisms: someone in the present, "now", a first time, another category.
+# ... and emergencies beside those mechanisms (and beside the dropped asking context): someone in the present, "now",
+# a first time, another category.
 NINTH_URGENT += [
     ("I don't have it myself, but my dad collapsed and isn't breathing", None),
     ("i don't have a fever, just asking, but my chest is crushing and my left arm is numb", "chest_pain"),
@@ -797,9 +790,10 @@ NINTH_URGENT += [
     ("got a mouthful of the spray I was putting on the vines, feel sick and dizzy now", "overdose"),
 ]
 
-# Session 14: a code review of the first asking context, which calmed every clause of a message with a denial
-# anywhere in it: each of these was pinned by the session-13 build and lost by that version (a denial that was not
-# one, "not getting any better"; someone in the present the list missed; a parenthesis read as a negation).
+# Session 14: a code review of an asking context ("I don't have it myself, just curious"), which calmed a message
+# with such a denial: each of these was pinned by the session-13 build and lost by its first version (a denial that
+# was not one, "not getting any better"; someone in the present its list missed; a parenthesis read as a negation).
+# A second review of a narrower version found 96 more; the asking context was dropped.
 NINTH_URGENT += [
     ("Crushing chest pain for the last hour and it's not getting any better", None),
     ("Blood soaking through the towel, bleeding won't stop. Not getting any better.", None),
@@ -833,9 +827,10 @@ NINTH_URGENT += [
     ('my son (not sure) swallowed a button battery', None),
 ]
 
-# Session 14's review rev28: 120 messages written blind against the asking context, the negation changes, blood
-# donation, games and novels. The ones the build gets right: 56 of 60 emergencies (the session-13 build pinned 48)
-# and 51 of 60 harmless messages (it pinned 20). Where the bot's category differs from the writer's: any category.
+# Session 14's review rev28: 120 messages written blind against the session's changes (an asking context, later
+# dropped; the negation changes, blood donation, games and novels). The ones the final build gets right: 55 of 60
+# emergencies (the session-13 build pinned 48) and 43 of 60 harmless messages (it pinned 20). Where the bot's
+# category differs from the writer's: any category.
 TENTH_URGENT = [
     ("I'm fine just asking about posture stuff... actually no im not fine, i've got the pills lined up and i want to end it tonight", 'self_harm'),
     ('is there any reason to keep living when your back hurts every single day? nah. not for me anymore', 'self_harm'),
@@ -865,7 +860,7 @@ TENTH_URGENT = [
     ('not dizzy - actually collapsed, unconscious for a minute, still very confused', 'fainting'),
     ('I dont have a head injury myself, the toddler fell down the stairs, hit his head and keeps being sick and drowsy', 'injury'),
     ('smacked my head on the loft hatch n now im proper woozy, feel sick', 'injury'),
-    ("fell off the ladder clearing gutters - no, can't feel my legs properly and my back's agony", None),
+    ("fell off the ladder clearing gutters - no, can't feel my legs properly and my back's agony", 'injury'),
     ("never had it myself but gran's fallen, hip looks twisted and cant get up, on the cold floor", 'injury'),
     ('car crash twenty minutes ago, neck is killing me and not sure about my mid back - pain getting worse', 'injury'),
     ("not having it myself, but pops' face is drooping on one side and his words are coming out slurred", 'neuro'),
@@ -882,7 +877,6 @@ TENTH_URGENT = [
     ('gave blood last week and now throwing up blood, looks like coffee grounds', None),
     ('blood donor, never had issues, but poo has been black and tarry since yesterday and I feel faint', 'bleeding'),
     ('I dont have ulcers myself, its my uncle - vomiting loads of bright red blood into the bucket', None),
-    ('no not that — vomiting blood and stools like tar, dizzy', None),
     ('blood drive at work this morning, since then bringing up dark blood and cant stand up', None),
     ('gave blood earlier and the needle site wont stop bleeding, soaked through 3 plasters and the towel', 'heavy_bleeding'),
     ("it's spurting out of the cut on dad's arm, cant get it to stop", 'heavy_bleeding'),
@@ -900,22 +894,17 @@ TENTH_BENIGN = [
     'whats the point of living room yoga if my upper back still aches? no point i reckon lol',
     "I'm fine, just curious - what does a crisis line actually do if someone rings about chronic pain?",
     'any reason to keep living with a rubbish mattress? nope. ordering a new one this weekend',
-    "I don't have chest pain myself, just curious how you tell a heart attack from a pulled muscle between the shoulder blades",
     'no chest pain - just a stiff ache between my shoulder blades after sleeping funny',
-    "(no chest pain, no breathlessness) just a knot near my shoulder blade that won't release",
-    'can a heavy backpack make your chest feel so tight? just wondering, feel totally fine myself',
     'nope. no chest pain at all, just posture stuff from the laptop',
     'never had it myself but how does a collapsed lung feel compared to upper back pain?',
     "In FIFA my player got winded and couldn't breathe lol, anyway does foam rolling help mid back?",
     'no shortness of breath - just sore ribs at the back when i twist',
-    'nobody here has asthma, just wondering if back pain can make it hard to take a deep breath',
     "I feel totally fine, just revising: what are the signs someone can't breathe properly?",
     "I'm fine, just curious what an aortic dissection feels like - does it hit between the shoulder blades?",
     'writing a short story where the detective gets a sudden tearing pain in his back, is that realistic for a dissection?',
     'not sudden - not severe either, just a nagging ache for weeks between my shoulders',
     'worst pain of my life was childbirth ha, this upper back twinge is nothing, any stretches?',
     'gave blood today and was a bit lightheaded for 5 mins, fine now after the biscuits, is that normal?',
-    "I don't have it myself, just asking: can back pain make someone faint?",
     'never fainted - never even dizzy, just curious if low blood pressure causes back aches',
     'no fainting, no collapse, no dizziness - just tight traps',
     'the heroine in my novel collapses from pain, what would a bystander see?',
@@ -928,6 +917,7 @@ TENTH_BENIGN = [
     'no numbness, tingling or weakness - just an ache',
     '(no numbness in my arms) is it normal for upper back pain to spread to the neck?',
     'my Fortnite skin has a droopy face emote lol. anyway mid back ache from gaming chair, tips?',
+    'No, - no loss of bladder control or anything like that, just wondering about red flags',
     'writing a script where the grandad has a stroke, face drooping and slurred speech - how fast do paramedics usually arrive?',
     "haven't taken any yet, just wondering what's the max ibuprofen per day for back pain",
     'nobody here has swallowed anything, just curious what poison control actually does',
@@ -936,19 +926,115 @@ TENTH_BENIGN = [
     "I'm a regular blood donor, does donating affect back pain recovery?",
     "blood drive at work tomorrow, can I donate if I'm on naproxen for my back?",
     'no vomiting blood, no black stools - just wondering if naproxen can cause stomach bleeding',
-    'never had it myself but what does coffee-ground vomit mean?',
     "writing a book where the hero gets stabbed and it's spurting, how long till he'd pass out?",
-    "I'm fine, just asking first aid: if a cut won't stop bleeding, how long do you press?",
     'the blood in GTA just spurts everywhere lol, anyway heat or ice for upper back?',
     "no bleeding - the cupping marks on my back just look bad, they're bruises right?",
     "nobody here's hurt, just revising for my first aid cert: what do you do if blood soaks through a bandage?",
-    "I don't have a fever, just asking if back pain and fever together is serious",
     'no fever, no chills, no night sweats - just sore after moving house',
     'lost weight on purpose on a diet and now my upper back aches more, coincidence?',
     'had flu with a fever last month, all better now, but back still stiff - normal?',
-    'I feel totally fine, just wondering why night sweats are a red flag with back pain',
 ]
 
+# The second review of the asking context: emergencies the session-13 build pinned and a narrower asking context lost
+# (a question hiding a present emergency, a bystander, "I don't have it" about the number they need, a blood drive).
+NINTH_URGENT += [
+    ("is it normal to not be able to feel your legs? I don't have it myself... or do I?", None),
+    ("is it normal to suddenly not be able to feel your legs? don't have it myself. well, maybe I do?", None),
+    ("Can't breathe properly. Is this an asthma attack? I don't have asthma myself", None),
+    ("Can't breathe and throat feels tight after eating prawns, is this anaphylaxis? I don't have allergies myself", None),
+    ("I'm fine just wondering if face drooping on one side and slurred speech is a stroke", None),
+    ("I'm ok just wondering if it's normal to have crushing chest pain going down my left arm and sweating", None),
+    ("I'm fine, just asking what to do, someone at the bus stop collapsed and isn't breathing", None),
+    ("I'm ok, just wondering what to do, stranger collapsed in the shop and isn't breathing", None),
+    ("I'm fine, just wondering what to do - housemate can't breathe and lips are turning blue", None),
+    ("I'm fine, just asking what to do, hubby collapsed and isn't breathing", None),
+    ("I'm fine just wondering what to do, bf took 40 paracetamol", None),
+    ("What's the number for poison control, drank bleach by accident? I don't have it", None),
+    ("Where can I get narcan, someone at the party overdosed and isn't breathing? nobody here has it", None),
+    ('Where can I get naloxone fast, person passed out and not breathing after heroin? no one here has it', None),
+    ("Crushing chest pain spreading to my jaw and left arm, heart attack? I don't have heart problems myself", None),
+    ("Crushing chest pain spreading to my jaw and left arm, is that a heart attack? I don't have it", None),
+    ("Sudden crushing chest pain and sweating, is this a heart attack?? I'm fine, just curious", None),
+    ("What should I do, chest is crushing and left arm numb? I'm fine, just asking", None),
+    ("whether to call 999, crushing chest pain spreading to my jaw? I'm fine, just wondering", None),
+    ("if this is a stroke what do I do, face drooping and can't lift my arm? I'm fine just asking", None),
+    ("any advice, crushing chest pain and left arm numb? I'm fine, just asking", None),
+    ("Is it a heart attack if chest feels crushed and left arm is numb? I'm fine, just wondering", None),
+    ('throwing up blood drive to A&E or call an ambulance?', None),
+    ('dad is throwing up blood drive him in or call 999?', None),
+    ('been vomiting blood bank holiday weekend, is A&E open?', None),
+    ("I've had 3 kids, worst pain ever was labour, this headache is worse and came out of nowhere", None),
+    ("how much paracetamol is fatal? haven't taken any, just curious. is 40 too many?", None),
+    ("can't move my legs after falling off the ladder? I'm fine, just asking", None),
+    ("what does it mean if lips go blue and can't breathe? nobody here has it... except me?", None),
+    ('I feel fine, just wondering why chest feels crushing and left arm is numb', None),
+    ('I feel fine just wondering why left arm went numb and chest is crushing since lunch', None),
+    ("I'm fine, just curious - what does it mean when you can't breathe and your lips go blue? happening to me?", None),
+    ("What does it mean if you can't feel your legs after a fall? I don't have it myself... wait, maybe I do?", None),
+    ("What happens if you swallow a button battery? I don't have it... grandson swallowed one?", None),
+    ("What's the NHS 111 number, grandson swallowed a button battery? I don't have it", None),
+    ("What's the number for poison control, stepson drank bleach? I don't have it", None),
+    ("What's the ambulance number in Spain, hubby collapsed and not breathing? I don't have it", None),
+    ("What's the emergency number in Thailand? fiance collapsed and isn't breathing? I don't have it", None),
+    ('Where can I get an epipen quickly, throat closing after peanuts? nobody here has them', None),
+    ("Does anyone have an epipen, throat swelling and can't breathe after peanuts? nobody here has them", None),
+    ("Does anyone know where to get an inhaler, can't breathe properly? I don't have it", None),
+    ("How do you treat anaphylaxis without an epipen? I don't have it. can't breathe?", None),
+    ('what do you do if someone took 40 paracetamol? nobody here has it... except my housemate?', None),
+    ("how many paracetamol is an overdose? haven't taken any, just curious. is 30 a lot?", None),
+    ("how long does it take for 30 paracetamol to damage your liver? haven't taken any, just curious... or have I?", None),
+    ("Any idea how to stop bleeding that won't stop from a deep cut? I'm fine, just asking", None),
+    ("Should I call 999 for crushing chest pain spreading to my jaw? I'm fine, just curious", None),
+    ("should I call an ambulance, chest crushing and sweating buckets? I'm fine just wondering", None),
+    ("Should I go to A&E, can't breathe properly and lips going blue? I feel fine, just wondering", None),
+    ('Crushing chest pain down my left arm and jaw, heart attack? nobody here has heart problems, just wondering', None),
+    ("Sudden worst headache of my life, is that a bleed? I'm fine, just curious", None),
+    ("Sudden tearing pain between my shoulder blades, is that an aortic dissection? I don't have it myself", None),
+    ("Suddenly can't speak properly and face drooping on one side, stroke? I'm fine, just asking", None),
+    ("Can't feel my legs after falling off the roof, is that spinal? I'm fine just asking", None),
+    ("Can't stop the bleeding from my wrist, how long until it's serious? I'm fine, just asking", None),
+    ("Can't breathe, throat closing up after a bee sting, allergic reaction? never had it myself", None),
+    ("is it bad if lips are going blue and can't breathe? I don't have asthma myself", None),
+    ("whether to call an ambulance, chest crushing for half an hour? I'm fine, just asking", None),
+    ("If chest pain is crushing and spreading to my jaw should I call 999? I'm fine, just asking", None),
+    ("if you swallowed bleach by accident what do you do? haven't had any, just curious... swallowed a mouthful?", None),
+    ("I don't have it myself - any idea why chest feels crushing and left arm numb?", None),
+    ("I don't have it personally, just wondering how long someone can survive not breathing after an overdose? person next to me overdosed?", None),
+    ("I'm fine, just wondering what to do - gf took 30 sertraline", None),
+    ("I'm fine, just asking what to do, bloke just got hit by a car and isn't moving", None),
+    ("I'm fine, just asking what to do, cyclist hit by a car and bleeding heavily from the head", None),
+    ("I'm OK, just asking how to help - passenger collapsed on the train and isn't breathing", None),
+    ("(not drunk, can't feel my legs after falling down the stairs)", None),
+    ('"no" can\'t breathe', None),
+    ('(no meds, took 30 paracetamol an hour ago)', None),
+    ('(not sure, took 30 paracetamol)', None),
+    ('(not suicidal, took 40 paracetamol by mistake)', None),
+    ('Husband vomiting blood drive him to hospital or wait for ambulance?', None),
+    ('Been coughing up blood bank holiday so GP closed, what should I do', None),
+    ('vomiting blood bank holiday sunday, 111 or A&E?', None),
+    ('Been throwing up blood donation centre said come in, should I?', None),
+    ('spitting up blood drive or ambulance', None),
+    ("I've had 2 kids and the worst pain was childbirth, this headache came on out of nowhere and is way worse", None),
+    ('worst pain I ever had was kidney stones - this is worse, came on suddenly in my back', None),
+    ("Worst pain i've ever had was my c-section and this is worse, out of nowhere in my head", None),
+    ("Kidney stones were the worst pain of my life, this is worse and came on suddenly, I'm sweating and pale", None),
+    ("what do I do, Tom collapsed and isn't breathing? I'm fine, just asking", None),
+    ("how do I do CPR, someone collapsed in the gym and isn't breathing? I'm fine, just asking", None),
+    ("how do I do CPR, a person collapsed in the gym and isn't breathing? I'm fine, just asking", None),
+    ("how do I do CPR, my housemate collapsed and isn't breathing? I'm fine, just asking", None),
+    ("how do I stop the bleeding, sliced my hand open and it's spurting? I'm fine just asking", None),
+    ("how do I stop bleeding from a deep cut that won't stop? I'm fine just asking", None),
+    ("what do I do, just swallowed a mouthful of bleach? I'm fine just asking", None),
+    ("what do I do, just drank bleach by accident? I'm fine just asking", None),
+    ("how many paracetamol is an overdose? haven't taken any, just curious", None),
+    ("how many paracetamol does it take to die? haven't taken any, just curious", None),
+    ("vomiting blood, does that usually mean an ulcer? I'm fine, just asking", None),
+    ("coughing up blood, is that TB? I don't have it myself", None),
+    ("Can't breathe. I'm fine just asking", None),
+    ("Can't breathe?? I'm fine, just wondering", None),
+    ("can't feel my legs? i'm fine just asking", None),
+    ("can't stop the bleeding? i'm fine just asking", None),
+]
 
 @pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT + SEVENTH_URGENT + EIGHTH_URGENT
                          + NINTH_URGENT + TENTH_URGENT)
