@@ -9,7 +9,7 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
    back to the present ("... and now I have", "suddenly"), and a calm context ("years ago", "if I
    ever") every category unless the clause also says "now"; the learned model then decides.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
-   matching: they silence their own words only, so the rest of the clause is still read.
+   matching: they silence their own words only (for every category), so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
    flyers", "the boss gave me a heart attack"): they pin only when the learned model (below) also
    finds the message more likely urgent than not; without a usable model they pin like any rule.
