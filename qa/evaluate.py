@@ -561,12 +561,10 @@ def tune_urgency(bot, tune_items: list[Item], max_false_alarms: float = 0.005,
                                             *bot.rules.meaning_pieces(clean(it.question))] for it in items])
     x = np.stack([v[0] for v in encoded])
     groups = [_key(it) for it in items]
-    texts = [clean(it.question) for it in items]  # the words the model reads beside the vectors
     model, cv = UrgencyModel.fit(x, [it.safety or "" for it in items], bot.encoder.name, max_false_alarms,
-                                 pieces=[v[1:] for v in encoded], groups=groups, texts=texts,
-                                 piece_texts=[bot.rules.meaning_pieces(t) for t in texts])
+                                 pieces=[v[1:] for v in encoded], groups=groups)
     y_idx = np.array([model.classes.index(it.safety or NOT_URGENT) for it in items])
-    model.threshold, cv["whole"] = whole_check_threshold(bot, items, x, y_idx, model.classes, groups, texts=texts)
+    model.threshold, cv["whole"] = whole_check_threshold(bot, items, x, y_idx, model.classes, groups)
     return model, cv
 
 
@@ -576,8 +574,7 @@ MISS_COST = 2.0
 
 
 def whole_check_threshold(bot, items: list[Item], x: np.ndarray, y_idx: np.ndarray, classes: list[str],
-                          groups: list[str], folds: int = 5, seed: int = 0,
-                          texts: list[str] | None = None) -> tuple[float, dict]:
+                          groups: list[str], folds: int = 5, seed: int = 0) -> tuple[float, dict]:
     """The threshold at which the learned model pins on its own, chosen on what the whole bot does.
 
     The model alone raises many alarms that the rules never let through (a calm context, a harmless sense, a
@@ -600,8 +597,7 @@ def whole_check_threshold(bot, items: list[Item], x: np.ndarray, y_idx: np.ndarr
     try:
         for train, test in splitter.split(x, urgent, groups):
             bot.rules.urgency = UrgencyModel.fit_all(x[train], y_idx[train], classes, bot.encoder.name,
-                                                     float(THRESHOLDS[0]),
-                                                     texts=None if texts is None else [texts[i] for i in train])
+                                                     float(THRESHOLDS[0]))
             for i in test:
                 hit = bot.ask(items[i].question).safety
                 p[i] = -1.0 if hit is None else 1.0 if hit.probability is None else hit.probability

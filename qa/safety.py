@@ -297,9 +297,9 @@ class SafetyRules:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
             hit = self._example_hit(encoded, negated)
-            if hit and self._in_a_story(bare) and not self._agreed(encoded, text, clauses, negated):
+            if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
-            hit = hit or self._model_hit(encoded, negated, _row_texts(text, clauses))
+            hit = hit or self._model_hit(encoded, negated)
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
@@ -332,7 +332,7 @@ class SafetyRules:
             return [hit for hit, _ in pending]
         own = {hit.category for hit, _ in pending}
         skip = (negated - own) | self._model_skip
-        p = self._agreement(encoded, text, clauses, skip)
+        p = self._agreement(encoded, text, skip)
         read = set()
         story = self._in_a_story(clauses)
         for hit, clause in pending:
@@ -344,14 +344,13 @@ class SafetyRules:
             if len(rest) < len(clauses):
                 read.add(" ".join(rest))
         if read:
-            p = max(p, self.urgency.urgency(_rows(sorted(read), clauses, encoded, encode), skip=skip,
-                                            texts=sorted(read)))
+            p = max(p, self.urgency.urgency(_rows(sorted(read), clauses, encoded, encode), skip=skip))
         if p < self.confirm:
             logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0][0].reason, p, self.confirm)
             return []
         return [SafetyHit(h.category, h.level, h.title, h.message, f"{h.reason}, P(urgent) {p:.2f}") for h, _ in pending]
 
-    def _agreement(self, encoded: np.ndarray, text: str, clauses: list[str], skip: set[str]) -> float:
+    def _agreement(self, encoded: np.ndarray, text: str, skip: set[str]) -> float:
         """P(urgent) of the message as a whole: what a word with harmless senses is checked against.
 
         Not the most urgent of its clauses, as for the model's own pins: "one of our residents collapsed last
@@ -360,7 +359,7 @@ class SafetyRules:
         (:data:`WHOLE_CHARS`) is judged by its most urgent row instead, so a late clause is not cut off.
         """
         rows = encoded[:1] if len(text) <= WHOLE_CHARS else encoded
-        return self.urgency.urgency(rows, skip=skip, texts=_row_texts(text, clauses)[:len(rows)])
+        return self.urgency.urgency(rows, skip=skip)
 
     def _beside_harmless(self, clauses: list[str], bare: list[str], categories: set[str], encode,
                          encoded: np.ndarray, vetoed: set[str]) -> SafetyHit | None:
@@ -380,17 +379,17 @@ class SafetyRules:
                 others = {c.id for c in self.categories} - {cat.id}
                 if hit := self._example_hit(rows, others):
                     return hit
-        hit = self._model_hit(rows, vetoed, texts)
+        hit = self._model_hit(rows, vetoed)
         return hit if hit is not None and hit.category in categories else None
 
     def _in_a_story(self, clauses: list[str]) -> bool:
         return any(_first(self.doubt, clause) is not None for clause in clauses)
 
-    def _agreed(self, encoded: np.ndarray, text: str, clauses: list[str], negated: set[str]) -> bool:
+    def _agreed(self, encoded: np.ndarray, text: str, negated: set[str]) -> bool:
         """Whether the learned model finds the message urgent enough for a ``confirm`` pin (True without one)."""
         if self.urgency is None:
             return True
-        return self._agreement(encoded, text, clauses, negated | self._model_skip) >= self.confirm
+        return self._agreement(encoded, text, negated | self._model_skip) >= self.confirm
 
     def _without_harmless(self, clause: str, blanked: set[str]) -> str:
         """The clause with every category's harmless phrases blanked out ("did chest day" -> "did ~").
@@ -452,11 +451,10 @@ class SafetyRules:
             rows.append(np.asarray(piece_vectors, np.float32).reshape(len(pieces), -1))
         return np.vstack(rows)
 
-    def _model_hit(self, encoded: np.ndarray, negated: set[str], texts: list[str]) -> SafetyHit | None:
-        """The learned model's own pin; ``texts`` are what the rows of ``encoded`` embed."""
+    def _model_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if self.urgency is None:
             return None
-        found = self.urgency.predict(encoded, skip=negated | self._model_skip, texts=texts)
+        found = self.urgency.predict(encoded, skip=negated | self._model_skip)
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
@@ -503,11 +501,6 @@ class SafetyRules:
 def _pieces(clauses: list[str]) -> list[str]:
     """The clauses of a message of several that the meaning check embeds (three words or more, eight at most)."""
     return [c for c in clauses if len(words(c)) >= 3][:8] if len(clauses) > 1 else []
-
-
-def _row_texts(text: str, clauses: list[str]) -> list[str]:
-    """The texts behind the rows :meth:`SafetyRules._encoded` returns: the message, then its meaning pieces."""
-    return [clean(text), *_pieces(clauses)]
 
 
 def _rows(texts: list[str], clauses: list[str], encoded: np.ndarray, encode) -> np.ndarray:

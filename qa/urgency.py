@@ -1,14 +1,11 @@
-"""The learned urgency detector: a linear classifier over sentence embeddings and the message's words.
+"""The learned urgency detector: a linear classifier over sentence embeddings.
 
 Rules and example sentences catch the phrasings someone thought of; fresh labelled sets kept showing
 urgent messages in words nobody had written down ("gave away most of my stuff this week"). This model
 learns from the labelled set itself: `qa tune` fits it on the tuning part (each urgent message labelled
 with its category, everything else "not urgent") and saves it beside the rules file
 (``corpus/safety.yaml`` -> ``corpus/safety.model.json``). At run time it is one matrix product over the
-vectors the bot has already computed (the message and its clauses), beside tf-idf weights of their words and
-word pairs ("just curious", "in general", "not me", "in gta"), which an embedding of the whole sentence blurs:
-on tune31-34, which no model had seen, at 95% of the urgent messages caught the model on embeddings alone
-reached 77 of 360 benign-but-alarming messages, with the words 16 (``bench/lexical_safety.py``).
+vectors the bot has already computed (the message and its clauses).
 
 :meth:`UrgencyModel.fit` chooses a pinning threshold by cross-validation on the tuning part: the lowest
 probability at which messages the model had not been trained on raised at most ``max_false_alarms`` false
@@ -19,15 +16,12 @@ alarms. `qa tune` then replaces it with one chosen on what the whole bot does wi
 from __future__ import annotations
 
 import logging
-import math
-import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .linear import NONE, LinearModel, fit_logistic, now
+from .linear import NONE, LinearModel, fit_logistic, logistic, now
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +31,6 @@ MIN_URGENT = 20
 #: The pin thresholds `qa tune` chooses from. Finer steps near 1: with many labelled messages the 0.01 steps end
 #: at 0.99 before the false-alarm target is met (0.7% of 2,827 at 0.99 against a target of 0.5%).
 THRESHOLDS = np.round(np.concatenate([np.arange(0.5, 0.985, 0.01), np.arange(0.99, 0.9995, 0.001)]), 3)
-#: Words and word pairs the model reads: those in at least this many training messages, the most frequent first.
-MIN_MESSAGES = 2
-MAX_WORDS = 6000
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default: words of two characters or more
-
-
-def _grams(text: str) -> list[str]:
-    tokens = _TOKEN.findall(text.lower())
-    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
-
-
-def vocabulary(texts: list[str]) -> tuple[dict[str, int], np.ndarray]:
-    """The words and word pairs of the training texts (in ``MIN_MESSAGES`` of them at least, ``MAX_WORDS`` at
-    most) and their smoothed idf, as scikit-learn's TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)."""
-    df = Counter(g for t in texts for g in set(_grams(t)))
-    kept = sorted((g for g, n in df.items() if n >= MIN_MESSAGES), key=lambda g: (-df[g], g))[:MAX_WORDS]
-    kept.sort()
-    idf = np.array([math.log((1 + len(texts)) / (1 + df[g])) + 1.0 for g in kept], np.float32)
-    return {g: i for i, g in enumerate(kept)}, idf
-
-
-def word_features(texts: list[str], words: dict[str, int], idf: np.ndarray) -> np.ndarray:
-    """Per text, its tf-idf row over ``words``: (1 + log count) x idf, scaled to unit length."""
-    out = np.zeros((len(texts), len(words)), np.float32)
-    for row, text in enumerate(texts):
-        for g, n in Counter(_grams(text)).items():
-            if (j := words.get(g)) is not None:
-                out[row, j] = (1.0 + math.log(n)) * idf[j]
-        norm = float(np.linalg.norm(out[row]))
-        if norm:
-            out[row] /= norm
-    return out
 
 
 def model_path(rules_path: str | Path) -> Path:
@@ -81,50 +43,31 @@ class UrgencyModel(LinearModel):
     """Classes: NOT_URGENT first, then safety category ids."""
 
     threshold: float = 0.99  # pin when P(urgent) is at least this
-    #: The words and word pairs read beside the embedding (their weights follow the embedding's in ``coef``), and
-    #: their idf. Empty: a model of embeddings alone, as before session 14.
-    words: dict[str, int] = field(default_factory=dict)
-    idf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     WHAT = "safety model"
 
-    @property
-    def dimension(self) -> int:
-        """The embedding's dimension (the words' weights come after it)."""
-        return int(self.coef.shape[1]) - len(self.words)
-
-    def probabilities(self, vectors: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
-        """Class probabilities per row; ``texts``, one per row, are what the rows embed (the words are read too)."""
-        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-        if self.words:
-            if texts is None or len(texts) != len(vectors):
-                raise ValueError("this safety model reads the words too: give the text of every row")
-            vectors = np.hstack([vectors, word_features(texts, self.words, self.idf)])
-        return super().probabilities(vectors)
-
-    def predict(self, vectors: np.ndarray, skip: set[str] = frozenset(),
-                texts: list[str] | None = None) -> tuple[str, float] | None:
+    def predict(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> tuple[str, float] | None:
         """The category and probability of the most urgent row, if it reaches the threshold.
 
         Categories in ``skip`` (vetoed by a rule for this message) neither count towards the
         probability nor are returned: "passed out years ago" must not become another category.
         """
-        found = self._most_urgent(vectors, skip, texts)
+        found = self._most_urgent(vectors, skip)
         if found is None or found[1] < self.threshold:
             return None
         return found
 
-    def urgency(self, vectors: np.ndarray, skip: set[str] = frozenset(), texts: list[str] | None = None) -> float:
+    def urgency(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> float:
         """P(urgent) of the most urgent row (0.0 for no rows): what a rule that needs the model's
         agreement (``confirm`` in the rules file) is checked against."""
-        found = self._most_urgent(vectors, skip, texts)
+        found = self._most_urgent(vectors, skip)
         return 0.0 if found is None else found[1]
 
-    def _most_urgent(self, vectors: np.ndarray, skip: set[str], texts: list[str] | None) -> tuple[str, float] | None:
+    def _most_urgent(self, vectors: np.ndarray, skip: set[str]) -> tuple[str, float] | None:
         allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
         if len(vectors) == 0 or not allowed:
             return None
-        p = self.probabilities(vectors, texts)[:, allowed]
+        p = self.probabilities(vectors)[:, allowed]
         urgent = p.sum(axis=1)
         row = int(np.argmax(urgent))
         return self.classes[allowed[int(np.argmax(p[row]))]], float(urgent[row])
@@ -134,8 +77,7 @@ class UrgencyModel(LinearModel):
     @classmethod
     def fit(cls, vectors: np.ndarray, labels: list[str], model: str, max_false_alarms: float = 0.01,
             folds: int = 5, c: float = 3.0, seed: int = 0, pieces: list[np.ndarray] | None = None,
-            groups: list[str] | None = None, texts: list[str] | None = None,
-            piece_texts: list[list[str]] | None = None) -> tuple["UrgencyModel", dict]:
+            groups: list[str] | None = None) -> tuple["UrgencyModel", dict]:
         """Fit on unit vectors labelled with a category or NOT_URGENT; choose the threshold by
         cross-validation. Returns the model and its cross-validated recall and false-alarm rate.
 
@@ -145,7 +87,6 @@ class UrgencyModel(LinearModel):
                 message and its clauses decides, so the held-out scores are taken the same way.
             groups: per message, a key for repeated texts (kept in one fold, so none is scored by a
                 model that was trained on it).
-            texts, piece_texts: the messages and their clauses as text: the model then reads their words too.
         """
         from sklearn.model_selection import StratifiedGroupKFold
 
@@ -157,16 +98,18 @@ class UrgencyModel(LinearModel):
         if is_urgent.sum() < MIN_URGENT:
             raise ValueError(f"{int(is_urgent.sum())} urgent examples; at least {MIN_URGENT} are needed")
 
+        def make():
+            return logistic(c, class_weight="balanced")
+
         # Out-of-fold P(urgent): what the model says of messages it has not seen.
         held_out = np.zeros(len(y))
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         for train, test in splitter.split(x, is_urgent, groups if groups is not None else np.arange(len(y))):
-            fold = cls.fit_all(x[train], y_idx[train], classes, model, 0.5, c,
-                               None if texts is None else [texts[i] for i in train])
+            clf = make().fit(x[train], y_idx[train])
+            none = list(clf.classes_).index(0)
             for i in test:
                 rows = x[i:i + 1] if pieces is None or not len(pieces[i]) else np.vstack([x[i:i + 1], pieces[i]])
-                row_texts = None if texts is None else [texts[i], *(piece_texts[i] if piece_texts else [])][:len(rows)]
-                held_out[i] = fold.urgency(rows, texts=row_texts)
+                held_out[i] = float((1.0 - clf.predict_proba(rows)[:, none]).max())
         threshold = float(THRESHOLDS[-1])
         for t in THRESHOLDS:
             if (held_out[~is_urgent] >= t).mean() <= max_false_alarms:
@@ -175,33 +118,24 @@ class UrgencyModel(LinearModel):
         cv = {"recall": float((held_out[is_urgent] >= threshold).mean()),
               "false_alarms": float((held_out[~is_urgent] >= threshold).mean()),
               "urgent": int(is_urgent.sum()), "not_urgent": int((~is_urgent).sum())}
-        return cls.fit_all(x, y_idx, classes, model, threshold, c, texts), cv
+        return cls.fit_all(x, y_idx, classes, model, threshold, c), cv
 
     @classmethod
     def fit_all(cls, x: np.ndarray, y_idx: np.ndarray, classes: list[str], model: str, threshold: float,
-                c: float = 3.0, texts: list[str] | None = None) -> "UrgencyModel":
-        """The model fitted on every row given (class numbers ``y_idx`` into ``classes``), with this threshold;
-        with ``texts`` (one per row) on their words too."""
-        words, idf = vocabulary(texts) if texts is not None else ({}, np.zeros(0, np.float32))
-        if words:
-            x = np.hstack([np.asarray(x, np.float32), word_features(texts, words, idf)])
+                c: float = 3.0) -> "UrgencyModel":
+        """The model fitted on every row given (class numbers ``y_idx`` into ``classes``), with this threshold."""
         coef, intercept = fit_logistic(x, y_idx, len(classes), c, class_weight="balanced")
         return cls(model=model, classes=classes, coef=coef, intercept=intercept, threshold=threshold,
-                   trained_on=len(y_idx), trained_at=now(), words=words, idf=idf)
+                   trained_on=len(y_idx), trained_at=now())
 
     # --- reading and writing ---------------------------------------------------------------
 
     def _extra(self) -> dict:
-        words = sorted(self.words, key=self.words.get)
-        return {"threshold": self.threshold, "words": words, "idf": [round(float(v), 6) for v in self.idf]}
+        return {"threshold": self.threshold}
 
     @classmethod
     def _read_extra(cls, data: dict) -> dict:
         threshold = float(data["threshold"])
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold {threshold} is not in (0, 1]")
-        words = [str(w) for w in data.get("words", [])]
-        idf = np.asarray(data.get("idf", []), np.float32)
-        if idf.shape != (len(words),) or len(set(words)) != len(words):
-            raise ValueError(f"{len(words)} words but {idf.size} idf weights")
-        return {"threshold": threshold, "words": {w: i for i, w in enumerate(words)}, "idf": idf}
+        return {"threshold": threshold}

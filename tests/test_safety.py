@@ -386,8 +386,7 @@ def test_more_urgent_phrasings_are_pinned(bot, text, category):
     "I take my tablets twice a day with food, does that matter for upper back exercises?",
     "had 600 mg of ibuprofen this morning and my back is still sore",
     "took 10 mg of diazepam for my back spasm",
-    pytest.param("it took 20 minutes for ibuprofen to kick in", marks=pytest.mark.xfail(
-        strict=True, reason="the session-14 safety model (words too, threshold 0.96) gives P(urgent) 0.97")),
+    "it took 20 minutes for ibuprofen to kick in",
     "my daughter took me to get painkillers for my back",
     "my girl refuses to eat her vitamins",
     "how do I lose weight without dieting? my upper back hurts when I run",
@@ -477,9 +476,8 @@ def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):
     "dug the garden all weekend, stiff between the shoulder blades but no heart symptoms whatsoever",
     # A story: the model gives P(urgent) 0.58. A harmless phrase for "turned out to be a heart attack" was
     # tried and dropped: it hid "turned out to be a heart attack last time and it feels the same now".
-    # (the session-14 safety model, which reads the words too, no longer pins it)
-    "in the soap last night a man's indigestion turned out to be a heart attack, how do I know my back ache is just "
-    "muscles",
+    pytest.param("in the soap last night a man's indigestion turned out to be a heart attack, how do I know my back "
+                 "ache is just muscles", marks=pytest.mark.xfail(strict=True, reason="doubt context: P(urgent) 0.58 pins")),
     "can a heart attack feel like pain between the shoulder blades? just curious after a talk at work",
     # session 13: machines and pets, and "took me to" (a lift, not a dose)
     "my router keeps choking every evening, and hunching over it hurts my upper back",

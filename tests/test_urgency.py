@@ -205,8 +205,7 @@ def test_a_vetoed_category_stays_vetoed_for_the_model(bot, text):
     # The model alone is sure (P >= 0.98) of fainting / breathing here, but calm context ("as a kid",
     # "last year ... fine now") vetoes every category except crises, for every detector.
     q = bot.prepare_query(text)
-    pieces = bot.rules.meaning_pieces(text)
-    found = bot.rules.urgency.predict(bot.encoder.encode([q] + pieces), texts=[text, *pieces])
+    found = bot.rules.urgency.predict(bot.encoder.encode([q] + bot.rules.meaning_pieces(text)))
     assert found is not None and found[1] >= bot.rules.urgency.threshold
     assert bot.ask(text).safety is None
 
@@ -386,50 +385,3 @@ def test_a_doubt_context_makes_a_plain_rule_ask_the_model(tmp_path):
     assert loaded.check("firmword on the telly, alarm", encode=encode) is not None  # it agrees
     assert loaded.check("firmword on the telly") is not None  # no encoder: the rule pins
     assert loaded.check("on the telly. firmword now", encode=encode) is not None  # another clause, plainly
-
-
-# --- the words beside the embedding (session 14) ---------------------------------------------------------------
-
-WORD_TEXTS = ["my chest hurts, just curious", "chest pain in general? not me", "I am fine, just curious",
-              "no chest pain at all", "chest chest pain pain", "crushing chest pain right now",
-              "just curious about chest day", "my dad collapsed right now"]
-
-
-def test_word_features_are_scikit_learns_tf_idf():
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from qa.urgency import vocabulary, word_features
-
-    words, idf = vocabulary(WORD_TEXTS)
-    ref = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit(WORD_TEXTS)
-    assert sorted(words) == sorted(ref.vocabulary_)
-    order = [ref.vocabulary_[w] for w in sorted(words, key=words.get)]
-    assert np.allclose(idf, ref.idf_[order])
-    texts = WORD_TEXTS + ["unseen words only", "chest pain chest"]
-    assert np.allclose(word_features(texts, words, idf), ref.transform(texts).toarray()[:, order], atol=1e-6)
-
-
-def test_a_model_with_words_round_trips_and_needs_the_texts(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(len(WORD_TEXTS), 8)).astype(np.float32)
-    y = np.array([0, 0, 0, 0, 1, 1, 0, 2])
-    model = UrgencyModel.fit_all(x, y, [NOT_URGENT, "chest_pain", "fainting"], "toy", 0.9, texts=WORD_TEXTS)
-    assert model.words and model.dimension == 8  # the embedding's dimension, the words' weights after it
-    path = tmp_path / "safety.model.json"
-    model.save(path)
-    loaded = UrgencyModel.load(path)
-    assert loaded.words == model.words and np.allclose(loaded.idf, model.idf, atol=1e-5)
-    assert np.allclose(loaded.probabilities(x, WORD_TEXTS), model.probabilities(x, WORD_TEXTS), atol=1e-4)
-    with pytest.raises(ValueError, match="give the text of every row"):
-        loaded.urgency(x[:1])
-    # the words matter: the same vector with other words is judged differently
-    assert loaded.urgency(x[5:6], texts=["crushing chest pain right now"]) != \
-        loaded.urgency(x[5:6], texts=["I am fine, just curious"])
-
-
-def test_a_model_file_with_words_and_idf_of_different_lengths_is_reported(tmp_path):
-    path = tmp_path / "safety.model.json"
-    path.write_text(json.dumps({"model": "toy", "classes": ["", "a"], "threshold": 0.9, "words": ["x", "y"],
-                                "idf": [1.0], "coef": [[0.0] * 4, [0.0] * 4], "intercept": [0.0, 0.0]}))
-    with pytest.raises(CorpusError, match="2 words but 1 idf weights"):
-        UrgencyModel.load(path)
