@@ -1036,6 +1036,30 @@ NINTH_URGENT += [
     ("can't stop the bleeding? i'm fine just asking", None),
 ]
 
+# Emergencies no build pinned, from the last review of session 14 (a seizure had no category), and harmless
+# contrasts around the new patterns.
+NINTH_URGENT += [
+    ("my partner is having a seizure and won't stop shaking", "seizure"),
+    ("my dad had a seizure and isn't waking up", "seizure"),
+    ("walking the dog and my husband had a seizure", "seizure"),
+    ("my friend is twitching on the floor and foaming at the mouth, not responding", None),
+    ("why is my dad making gurgling noises and not answering me", "fainting"),
+    ("my baby has gone floppy and isn't responding", None),
+    ("I doubled up on my insulin by mistake and feel shaky and sweaty", "overdose"),
+    ("is 40 paracetamol enough to die?", "self_harm"),
+]
+NINTH_BENIGN += [
+    "my upper back seized up after deadlifts",
+    "my mum will have a fit if she sees my posture",
+    "this workout is enough to kill me lol",
+    "my boss is not answering me and my back hurts from stress",
+    "my hands won't stop shaking after coffee",
+    "he was foaming at the mouth about the referee lol",
+    "had a seizure years ago, fine now, which exercises help my upper back?",
+    "my cat had a seizure this morning and we rushed her to the emergency vet",
+    "My laptop had a seizure and froze mid Teams call. Meanwhile my back aches",
+]
+
 @pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT + SEVENTH_URGENT + EIGHTH_URGENT
                          + NINTH_URGENT + TENTH_URGENT)
 def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
