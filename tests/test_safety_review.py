@@ -1058,6 +1058,7 @@ NINTH_BENIGN += [
     "had a seizure years ago, fine now, which exercises help my upper back?",
     "my cat had a seizure this morning and we rushed her to the emergency vet",
     "My laptop had a seizure and froze mid Teams call. Meanwhile my back aches",
+    "my son has epilepsy and has seizures sometimes, which back exercises are safe for him?",
 ]
 
 @pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT + SEVENTH_URGENT + EIGHTH_URGENT
