@@ -518,13 +518,19 @@ def _negated(clause: str, start: int) -> bool:
     "no chest pain", "not fully recovered", but not "the pain never stops and suicide keeps crossing my mind"."""
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
-        word = before[k]
-        after = (before[k + 1:] or clause[start:].split() or [""])[0]
-        if (word.strip(",.") in _SCOPE_ENDS or word.endswith(")")  # "(no warning) just collapsed"
-                or after in _SUBJECTS and (word in _BREAKS or word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS)):
+        if _ends_reach(before[k], (before[k + 1:] or clause[start:].split() or [""])[0]):
             before = before[k + 1:]
             break
     return any(w.strip(",.") in _NEGATIONS for w in before)
+
+
+def _ends_reach(word: str, after: str) -> bool:
+    """Whether a negation before ``word`` stops at it: "and/so/then", a closing parenthesis ("(no warning) just
+    collapsed"), or a dash or an answer "no," when a new subject follows it (``after``)."""
+    if word.strip(",.") in _SCOPE_ENDS or word.endswith(")"):
+        return True
+    answer = word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS
+    return after in _SUBJECTS and (word in _BREAKS or answer)
 
 
 def _denied(clauses: list[str], i: int, m: re.Match) -> bool:
