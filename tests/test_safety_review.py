@@ -1061,38 +1061,15 @@ NINTH_BENIGN += [
     "my son has epilepsy and has seizures sometimes, which back exercises are safe for him?",
 ]
 
-# Session 15: figures of speech about laughing, tight clothes and paperwork, symptoms gone once someone walks
-# about, and TV dramas (written from tune31-34's false alarms), with emergencies in the same words beside them.
-ELEVENTH_URGENT = [
-    ("my chest is so tight I can't breathe", None),
-    ("my shirt is so tight I can't breathe and my lips are going blue", "breathing"),
-    ("i was laughing and then suddenly i couldn't breathe", "breathing"),
-    ("we laughed so hard we couldn't breathe, now my dad can't breathe at all and his lips are blue", "breathing"),
-    ("my son is choking on a grape", "breathing"),
-    ("choking on my paperwork lol but seriously my grandad is choking on his dinner", "breathing"),
-    ("pins and needles in both legs, gone once I walk about but now I can't feel my feet at all", "neuro"),
-    ("watching a hospital drama on tv and I got crushing chest pain", "chest_pain"),
-    ("the smoke is suffocating me, I can't get out of the flat", "breathing"),
-]
-ELEVENTH_BENIGN = [
-    "we laughed so much we couldn't breathe at the panto, anyway how do I strengthen my upper back",
-    "breathless with laughter at my nephew's school play",
-    "these jeans are so tight I can't breathe lol, does sitting badly cause upper back ache?",
-    "my work uniform is suffocating me in this heat",
-    "choking on emails and deadlines this week, my shoulders are in knots",
-    "numb foot from sitting cross-legged, fine once I stand up. which stretches help the upper back?",
-    "the police drama last night had a man collapse in the street, so fake. good episode though",
-]
-
 @pytest.mark.parametrize("text, category", THIRD_URGENT + FOURTH_URGENT + FIFTH_URGENT + SIXTH_URGENT + SEVENTH_URGENT + EIGHTH_URGENT
-                         + NINTH_URGENT + TENTH_URGENT + ELEVENTH_URGENT)
+                         + NINTH_URGENT + TENTH_URGENT)
 def test_emergencies_beside_a_new_phrase_are_pinned(bot, text, category):
     hit = bot.ask(text).safety
     assert hit is not None and (category is None or hit.category == category), (text, hit)
 
 
 @pytest.mark.parametrize("text", THIRD_BENIGN + FOURTH_BENIGN + FIFTH_BENIGN + SIXTH_BENIGN + SEVENTH_BENIGN
-                         + EIGHTH_BENIGN + NINTH_BENIGN + TENTH_BENIGN + ELEVENTH_BENIGN)
+                         + EIGHTH_BENIGN + NINTH_BENIGN + TENTH_BENIGN)
 def test_the_new_patterns_words_in_harmless_senses_are_not_pinned(bot, text):
     hit = bot.ask(text).safety
     assert hit is None, (text, hit)
