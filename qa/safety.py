@@ -93,8 +93,12 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
 _DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
 #: What a crisis question asks about that a "no" does not deny: "any reason to keep living? no."
 _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
-_CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|haven|hasn|aren|weren)t\b"), r"\1't"),
-                 (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
+#: Contractions typed without their apostrophe, spelled out before and after the typo fixer (which would
+#: otherwise make "couldnt" the rules' own word "couldn" and lose "we couldnt breathe").
+_CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|wouldn|shouldn|haven|hasn|hadn|aren|weren)t\b"),
+                  r"\1't"),
+                 (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've"), (re.compile(r"\b(s?he)s\b"), r"\1's"),
+                 (re.compile(r"\btheyre\b"), "they're")]
 
 
 @dataclass(frozen=True)
@@ -242,13 +246,10 @@ class SafetyRules:
 
     def normalize(self, text: str) -> str:
         """Lowercase, typo-corrected text with contractions spelled out ("cant" -> "can't")."""
-        text = clean(text).lower()
+        text = _spell_out(clean(text).lower())
         if self._fixer is None:
             self._set_fixer(set())
-        text = self._fixer.fix(text)
-        for pattern, repl in _CONTRACTIONS:
-            text = pattern.sub(repl, text)
-        return text
+        return _spell_out(self._fixer.fix(text))
 
     def _clauses(self, text: str) -> list[str]:
         norm = self.normalize(text)
@@ -496,6 +497,13 @@ class SafetyRules:
     @staticmethod
     def _hit(cat: Category, reason: str, probability: float | None = None) -> SafetyHit:
         return SafetyHit(cat.id, cat.level, cat.title, cat.message.strip(), reason, probability)
+
+
+def _spell_out(text: str) -> str:
+    """``text`` with the apostrophes of :data:`_CONTRACTIONS` put back ("cant" -> "can't")."""
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def _pieces(clauses: list[str]) -> list[str]:

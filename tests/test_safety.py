@@ -105,6 +105,17 @@ def test_negation_window_is_local(bot):
     assert bot.rules.check("I never have chest pain") is None
 
 
+@pytest.mark.parametrize("typed, read", [
+    ("we couldnt breathe", "we couldn't breathe"),  # the typo fixer once made it the rules' word "couldn"
+    ("she doesnt respond", "she doesn't respond"),
+    ("i didnt take them", "i didn't take them"),
+    ("shes limp and hes not breathing", "she's limp and he's not breathing"),
+    ("its fine", "its fine"),
+])
+def test_contractions_typed_without_an_apostrophe_are_read_with_one(bot, typed, read):
+    assert bot.rules.normalize(typed) == read
+
+
 def test_rules_file_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "safety.yaml"
     bad.write_text("categories:\n  - id: x\n    level: emergency\n    title: T\n    message: M\n    patterns:\n      - '(unclosed'\n")
