@@ -98,7 +98,8 @@ _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|wouldn|shouldn|haven|hasn|hadn|aren|weren)t\b"),
                   r"\1't"),
                  (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've"), (re.compile(r"\b(s?he)s\b"), r"\1's"),
-                 (re.compile(r"\btheyre\b"), "they're")]
+                 (re.compile(r"\btheyre\b"), "they're"),
+                 (re.compile(r"\b(there|that)s\b"), r"\1's")]
 
 
 @dataclass(frozen=True)

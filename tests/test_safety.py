@@ -110,6 +110,7 @@ def test_negation_window_is_local(bot):
     ("she doesnt respond", "she doesn't respond"),
     ("i didnt take them", "i didn't take them"),
     ("shes limp and hes not breathing", "she's limp and he's not breathing"),
+    ("theres blood in it and thats new", "there's blood in it and that's new"),
     ("its fine", "its fine"),
 ])
 def test_contractions_typed_without_an_apostrophe_are_read_with_one(bot, typed, read):

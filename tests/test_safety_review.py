@@ -1065,6 +1065,7 @@ NINTH_BENIGN += [
 # clothes, paperwork, 'fine once I walk about', TV dramas); the shipped build pins every emergency here, and
 # 'couldnt' or 'shes' typed without an apostrophe are read as 'couldn't' and 'she's'.
 ELEVENTH_URGENT = [
+    ("got rearended at the lights 30 mins ago neck and upper back really sore now can i just do some stretches", "injury"),
     ("grandad was watching his crime drama yesterday and he's been confused and slurring his words since teatime", "neuro"),
     ("tv series last night and my wife went really grey and said her chest was crushing, she's still like that", "chest_pain"),
     ("we couldnt breathe from laughing and now my dad cant breathe at all and hes going blue", "breathing"),
