@@ -241,7 +241,11 @@ class SafetyRules:
         for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
-        self._fixer = SpellFixer(vocab, known_words)
+            # A stem with any ending ("cough\w*") stands for its inflections: "couhed" is one letter from "coughed".
+            vocab.update(stem + end for stem in re.findall(r"([a-z]{4,})\\w\*", pat.pattern) for end in ("ed", "ing", "s"))
+        # A known stem of three letters does not make a word an inflection here: "choing" is "choking", not
+        # "cho" + "ing", and "pased" is "passed".
+        self._fixer = SpellFixer(vocab, known_words, min_stem=4)
 
     # --- checking ------------------------------------------------------------------
 

@@ -1065,6 +1065,13 @@ NINTH_BENIGN += [
 # clothes, paperwork, 'fine once I walk about', TV dramas); the shipped build pins every emergency here, and
 # 'couldnt' or 'shes' typed without an apostrophe are read as 'couldn't' and 'she's'.
 ELEVENTH_URGENT = [
+    # Typos the fixer used to leave: a known three-letter stem ("cho" + "ing") made them look inflected, and
+    # "cough\w*" gave it no "coughed" to correct to.
+    ("my son is choing on a sweet and cant talk or cough", "breathing"),
+    ("pased out at the gym 10 min ago, woke up on the floor, still feel weird", "fainting"),
+    ("im gasing for air even just sitting still, upper back pain too", "breathing"),
+    ("just couhed up blood, bright red, and my upper back hurts", "breathing"),
+    ("heart feels like its being squezed in a fist and my upper back is on fire", "chest_pain"),
     ("got rearended at the lights 30 mins ago neck and upper back really sore now can i just do some stretches", "injury"),
     ("grandad was watching his crime drama yesterday and he's been confused and slurring his words since teatime", "neuro"),
     ("tv series last night and my wife went really grey and said her chest was crushing, she's still like that", "chest_pain"),
