@@ -55,8 +55,8 @@ _SCOPE_ENDS = {"and", "so", "then"}
 #: "can I stay awake? no, i keep blacking out", but not "no - chest pain was ruled out".
 _BREAKS = {"-", "–", "—"}
 _ANSWERS = {"no", "nope", "nah"}
-_SUBJECTS = {"i", "i'm", "i've", "it", "it's", "he", "he's", "she", "she's", "they", "they're", "we", "we're", "my", "his",
-             "her", "their", "our"}
+_SUBJECTS = {"i", "i'm", "i've", "it", "it's", "he", "he's", "hes", "she", "she's", "shes", "they", "they're", "theyre",
+             "we", "we're", "my", "his", "her", "their", "our"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 #: Messages up to this long are judged as a whole when a rule asks the model (:meth:`SafetyRules._agreement`):
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
@@ -97,9 +97,7 @@ _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
 #: otherwise make "couldnt" the rules' own word "couldn" and lose "we couldnt breathe").
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|wouldn|shouldn|haven|hasn|hadn|aren|weren)t\b"),
                   r"\1't"),
-                 (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've"), (re.compile(r"\b(s?he)s\b"), r"\1's"),
-                 (re.compile(r"\btheyre\b"), "they're"),
-                 (re.compile(r"\b(there|that)s\b"), r"\1's")]
+                 (re.compile(r"\bim\b"), "i'm"), (re.compile(r"\bive\b"), "i've")]
 
 
 @dataclass(frozen=True)
@@ -241,11 +239,7 @@ class SafetyRules:
         for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
                                                for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
             vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
-            # A stem with any ending ("cough\w*") stands for its inflections: "couhed" is one letter from "coughed".
-            vocab.update(stem + end for stem in re.findall(r"([a-z]{4,})\\w\*", pat.pattern) for end in ("ed", "ing", "s"))
-        # A known stem of three letters does not make a word an inflection here: "choing" is "choking", not
-        # "cho" + "ing", and "pased" is "passed".
-        self._fixer = SpellFixer(vocab, known_words, min_stem=4)
+        self._fixer = SpellFixer(vocab, known_words)
 
     # --- checking ------------------------------------------------------------------
 
@@ -527,11 +521,13 @@ def _rows(texts: list[str], clauses: list[str], encoded: np.ndarray, encode) -> 
 
 
 def _negated(clause: str, start: int) -> bool:
-    """A negation among the three words before ``start`` and after the last "and/so/then", dash or answer "no,":
-    "no chest pain", "not fully recovered", but not "the pain never stops and suicide keeps crossing my mind"."""
+    """A negation among the three words before ``start`` and after the last "and/so/then", dash, answer "no,"
+    or new subject: "no chest pain", "not fully recovered", "I don't have chest pain", but not "the pain never
+    stops and suicide keeps crossing my mind" or "my mum doesn't know I took 40 paracetamol"."""
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
-        if _ends_reach(before[k], (before[k + 1:] or clause[start:].split() or [""])[0]):
+        if _ends_reach(before[k], (before[k + 1:] or clause[start:].split() or [""])[0]) \
+                or (k > 0 and before[k] in _SUBJECTS):
             before = before[k + 1:]
             break
     return any(w.strip(",.") in _NEGATIONS for w in before)

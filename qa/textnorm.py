@@ -112,9 +112,8 @@ class SpellFixer:
     edit (two for words of eight letters or more), if there is one.
     """
 
-    def __init__(self, corpus_words: set[str], known_words: set[str], min_stem: int = 3):
+    def __init__(self, corpus_words: set[str], known_words: set[str]):
         self.targets = sorted(w for w in corpus_words if len(w) >= 4)
-        self.min_stem = min_stem  # shorter stems do not make a word an inflection ("cho" + "ing")
         self.known = known_words | corpus_words
         self._memo: dict[str, str] = {}
 
@@ -136,7 +135,7 @@ class SpellFixer:
     def _inflected(self, word: str) -> bool:
         """A known word with an English ending ("shoveling", "mins", "stiffer"): not a typo."""
         for suffix, repl in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= self.min_stem:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 stem = word[: -len(suffix)] + repl
                 if stem in self.known or (len(stem) > 3 and stem[-1] == stem[-2] and stem[:-1] in self.known):
                     return True

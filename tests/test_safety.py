@@ -109,12 +109,22 @@ def test_negation_window_is_local(bot):
     ("we couldnt breathe", "we couldn't breathe"),  # the typo fixer once made it the rules' word "couldn"
     ("she doesnt respond", "she doesn't respond"),
     ("i didnt take them", "i didn't take them"),
-    ("shes limp and hes not breathing", "she's limp and he's not breathing"),
-    ("theres blood in it and thats new", "there's blood in it and that's new"),
+    ("it hasnt stopped and he wouldnt wake up", "it hasn't stopped and he wouldn't wake up"),
+    ("shes limp", "shes limp"),  # not spelled out: "(\w+ ){0,2}" gaps in the rules cannot cross "she's"
     ("its fine", "its fine"),
 ])
 def test_contractions_typed_without_an_apostrophe_are_read_with_one(bot, typed, read):
     assert bot.rules.normalize(typed) == read
+
+
+@pytest.mark.parametrize("text", [
+    "my mum doesnt know i took 40 paracetamol",
+    "my mum doesn't know I took 40 paracetamol",
+    "i didnt realise i peed myself, cant feel anything down there",
+    "she doesn't know he collapsed, he's on the kitchen floor",
+])
+def test_a_negation_stops_at_a_new_subject(bot, text):
+    assert bot.ask(text).safety is not None
 
 
 def test_rules_file_errors_name_file_and_line(tmp_path):
