@@ -55,8 +55,17 @@ _SCOPE_ENDS = {"and", "so", "then"}
 #: "can I stay awake? no, i keep blacking out", but not "no - chest pain was ruled out".
 _BREAKS = {"-", "–", "—"}
 _ANSWERS = {"no", "nope", "nah"}
-_SUBJECTS = {"i", "i'm", "i've", "it", "it's", "he", "he's", "hes", "she", "she's", "shes", "they", "they're", "theyre",
-             "we", "we're", "my", "his", "her", "their", "our"}
+_SUBJECTS = {"i", "i'm", "i've", "it", "it's", "he", "he's", "she", "she's", "they", "they're", "we", "we're", "my", "his",
+             "her", "their", "our"}
+#: Verbs whose negation is about themselves: the negation's reach ends at the person after them ("doesn't know | I
+#: took 40 paracetamol", "hasn't moved | she collapsed", "doesn't help | I can't breathe"). Only these: after "think",
+#: "say" or "mean" it goes on ("I don't think I blacked out"), as it does past "my" ("not my chest pain"); a
+#: session-15 review found 93 false alarms when any subject ended the reach.
+_OWN_VERBS = {"know", "knows", "knew", "realise", "realised", "realize", "realized", "notice", "noticed", "understand",
+              "care", "tell", "told", "faint", "fainted", "move", "moved", "stop", "stops", "stopped", "help", "helps",
+              "helped", "work", "works", "worked", "matter", "matters", "wake", "woke", "answer", "answered", "respond",
+              "responded", "budge", "budged", "check", "checked"}
+_PERSONS = {"i", "i'm", "i've", "he", "he's", "hes", "she", "she's", "shes", "they", "they're", "theyre", "we", "we're"}
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\s*[,;]?\s+\b(?:but|however|although|though)\b\s+|\s+[+&]\s+|\n+")
 #: Messages up to this long are judged as a whole when a rule asks the model (:meth:`SafetyRules._agreement`):
 #: all-MiniLM-L6-v2 reads 256 tokens, about 1,000 characters; longer ones are cut off in their one vector.
@@ -522,12 +531,12 @@ def _rows(texts: list[str], clauses: list[str], encoded: np.ndarray, encode) -> 
 
 def _negated(clause: str, start: int) -> bool:
     """A negation among the three words before ``start`` and after the last "and/so/then", dash, answer "no,"
-    or new subject: "no chest pain", "not fully recovered", "I don't have chest pain", but not "the pain never
-    stops and suicide keeps crossing my mind" or "my mum doesn't know I took 40 paracetamol"."""
+    or a verb of :data:`_OWN_VERBS` and a person: "no chest pain", "not fully recovered", but not "the pain
+    never stops and suicide keeps crossing my mind" or "my mum doesn't know I took 40 paracetamol"."""
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
         if _ends_reach(before[k], (before[k + 1:] or clause[start:].split() or [""])[0]) \
-                or (k > 0 and before[k] in _SUBJECTS):
+                or (k > 0 and before[k] in _PERSONS and before[k - 1].strip(",.") in _OWN_VERBS):
             before = before[k + 1:]
             break
     return any(w.strip(",.") in _NEGATIONS for w in before)

@@ -123,8 +123,14 @@ def test_contractions_typed_without_an_apostrophe_are_read_with_one(bot, typed, 
     "i didnt realise i peed myself, cant feel anything down there",
     "she doesn't know he collapsed, he's on the kitchen floor",
 ])
-def test_a_negation_stops_at_a_new_subject(bot, text):
+def test_a_negation_stops_at_the_person_after_a_verb_of_knowing(bot, text):
     assert bot.ask(text).safety is not None
+
+
+@pytest.mark.parametrize("text", ["I don't think I blacked out, I just stood up too fast",
+                                  "it's not my chest pain that worries me, it's the knot under my shoulder blade"])
+def test_a_negation_still_reaches_past_other_subjects(bot, text):
+    assert bot.ask(text).safety is None
 
 
 def test_rules_file_errors_name_file_and_line(tmp_path):
