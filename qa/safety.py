@@ -539,6 +539,9 @@ def _negated(clause: str, start: int) -> bool:
                 or (k > 0 and before[k] in _PERSONS and before[k - 1].strip(",.") in _OWN_VERBS):
             before = before[k + 1:]
             break
+    else:  # the person can start the match itself: "doesn't realise | he's slurring his words"
+        if before and before[-1].strip(",.") in _OWN_VERBS and (clause[start:].split() or [""])[0] in _PERSONS:
+            before = []
     return any(w.strip(",.") in _NEGATIONS for w in before)
 
 

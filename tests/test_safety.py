@@ -122,6 +122,9 @@ def test_contractions_typed_without_an_apostrophe_are_read_with_one(bot, typed, 
     "my mum doesn't know I took 40 paracetamol",
     "i didnt realise i peed myself, cant feel anything down there",
     "she doesn't know he collapsed, he's on the kitchen floor",
+    "he doesn't realise he's slurring his words",
+    "mum hasn't moved she's collapsed in the garden",
+    "i dont know, i didnt check, hes unconscious on the floor",
 ])
 def test_a_negation_stops_at_the_person_after_a_verb_of_knowing(bot, text):
     assert bot.ask(text).safety is not None
