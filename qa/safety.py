@@ -535,13 +535,10 @@ def _negated(clause: str, start: int) -> bool:
     never stops and suicide keeps crossing my mind" or "my mum doesn't know I took 40 paracetamol"."""
     before = clause[:start].split()[-3:]
     for k in range(len(before) - 1, -1, -1):
-        if _ends_reach(before[k], (before[k + 1:] or clause[start:].split() or [""])[0]) \
-                or (k > 0 and before[k] in _PERSONS and before[k - 1].strip(",.") in _OWN_VERBS):
+        after = (before[k + 1:] or clause[start:].split() or [""])[0]  # the person may start the match itself
+        if _ends_reach(before[k], after) or (before[k].strip(",.") in _OWN_VERBS and after in _PERSONS):
             before = before[k + 1:]
             break
-    else:  # the person can start the match itself: "doesn't realise | he's slurring his words"
-        if before and before[-1].strip(",.") in _OWN_VERBS and (clause[start:].split() or [""])[0] in _PERSONS:
-            before = []
     return any(w.strip(",.") in _NEGATIONS for w in before)
 
 
