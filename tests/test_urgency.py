@@ -351,6 +351,7 @@ def test_without_the_model_or_the_vectors_a_confirm_pattern_pins(tmp_path):
                  marks=pytest.mark.xfail(strict=True, reason="the model gives P(urgent) 0.64")),
     "folding the camping chairs and collapsing the tent all weekend, now it aches between my shoulder blades",
     # its first clause alone gives P(urgent) 0.87; the message as a whole is a question (0.16)
+    "I read that a heart attack can show up as pain between the shoulder blades. I feel fine, just curious when I should worry?",
 ])
 def test_harmless_senses_of_confirm_words_are_not_pinned(bot, text):
     assert bot.rules.check(text) is not None  # a confirm pattern matches (no model without an encoder) ...
