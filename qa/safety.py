@@ -1,6 +1,6 @@
 """Safety: spot urgent messages and pin a fixed safety answer above everything else.
 
-Two detectors, both driven by the human-editable rules file (``corpus/safety.yaml``):
+Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``) and the labelled set:
 
 1. **Rules**: regular expressions per category, matched on the message after
    cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
@@ -18,6 +18,10 @@ Two detectors, both driven by the human-editable rules file (``corpus/safety.yam
    urgent example and clearly closer to it than to any benign example (the benign
    list plus every FAQ question), which catches indirect phrasing ("felt something
    rip between my shoulder blades") without firing on FAQ questions.
+3. **Learned**: a linear model over the same vectors (:mod:`qa.urgency`, ``safety.model.json``) and, when
+   the rules file has one, the embedding model fine-tuned on the labelled set (:mod:`qa.reader`,
+   ``safety.reader.safetensors``). Either pins on its own at its threshold when nothing else did; a
+   ``confirm`` word asks the linear model only (the reader adds pins, never takes one away).
 
 When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned.
 """
@@ -39,6 +43,7 @@ from .errors import CorpusError
 from .corpus import read_text
 from .io import atomic_write_bytes
 from .textnorm import SpellFixer, clean, words
+from .reader import SafetyReader, reader_path
 from .urgency import UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
@@ -239,6 +244,21 @@ class SafetyRules:
                 logger.warning("%s: categories %s are not in the rules: their probability is ignored",
                                model_path(self.path), ", ".join(sorted(unknown)))
             self._model_skip = frozenset(unknown)
+            self._attach_reader(encoder)
+
+    def _attach_reader(self, encoder) -> None:
+        """Load the fine-tuned reader beside the rules (``safety.reader.safetensors``), if there is one, and
+        give it to the learned model, which asks it (:class:`qa.urgency.UrgencyModel`)."""
+        path = reader_path(self.path)
+        if not path.exists():
+            return
+        reader = SafetyReader.load(path)
+        try:
+            reader.attach(encoder)
+        except ValueError as exc:  # another encoder, or one without the layers it updates
+            logger.warning("%s: %s: not used (run `qa tune --reader` to fit it again)", path, exc)
+            return
+        self.urgency.reader = reader
 
     def _set_fixer(self, known_words: set[str]) -> None:
         # The rules' own words, benign ones included: "crick" must not become "crack" (a broken rib).
@@ -308,7 +328,7 @@ class SafetyRules:
             hit = self._example_hit(encoded, negated)
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
-            hit = hit or self._model_hit(encoded, negated)
+            hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
@@ -388,7 +408,7 @@ class SafetyRules:
                 others = {c.id for c in self.categories} - {cat.id}
                 if hit := self._example_hit(rows, others):
                     return hit
-        hit = self._model_hit(rows, vetoed)
+        hit = self._model_hit(rows, texts, vetoed)
         return hit if hit is not None and hit.category in categories else None
 
     def _in_a_story(self, clauses: list[str]) -> bool:
@@ -460,14 +480,19 @@ class SafetyRules:
             rows.append(np.asarray(piece_vectors, np.float32).reshape(len(pieces), -1))
         return np.vstack(rows)
 
-    def _model_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
+    def _model_hit(self, encoded: np.ndarray, texts: list[str], negated: set[str]) -> SafetyHit | None:
+        """The learned model's pin of the rows ``encoded`` (the vectors of ``texts``), else the reader's."""
         if self.urgency is None:
             return None
-        found = self.urgency.predict(encoded, skip=negated | self._model_skip)
+        skip = negated | self._model_skip
+        source = "model"
+        found = self.urgency.predict(encoded, skip=skip)
+        if found is None:
+            source, found = "reader", self.urgency.read(texts, skip=skip)
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
-        return self._hit(cat, f"model: P(urgent) {found[1]:.2f}", probability=found[1])
+        return self._hit(cat, f"{source}: P(urgent) {found[1]:.2f}", probability=found[1])
 
     def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
         if not len(self._urgent_vecs):
@@ -512,6 +537,11 @@ def _spell_out(text: str) -> str:
     for pattern, repl in _CONTRACTIONS:
         text = pattern.sub(repl, text)
     return text
+
+
+def _row_texts(text: str, clauses: list[str]) -> list[str]:
+    """The texts of the rows :meth:`SafetyRules._encoded` embeds: the message, then its clauses."""
+    return [clean(text), *_pieces(clauses)]
 
 
 def _pieces(clauses: list[str]) -> list[str]:

@@ -16,18 +16,21 @@ alarms. `qa tune` then replaces it with one chosen on what the whole bot does wi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .linear import NONE, LinearModel, fit_logistic, logistic, now
+from .reader import SafetyReader
 
 logger = logging.getLogger(__name__)
 
 NOT_URGENT = NONE
 #: Fewer urgent examples than this and `qa tune` does not fit a model (it would only add noise).
 MIN_URGENT = 20
+#: The reader's P(urgent) at which it pins on its own: the linear model's threshold, not tuned apart.
+READER_PIN = 0.99
 #: The pin thresholds `qa tune` chooses from. Finer steps near 1: with many labelled messages the 0.01 steps end
 #: at 0.99 before the false-alarm target is met (0.7% of 2,827 at 0.99 against a target of 0.5%).
 THRESHOLDS = np.round(np.concatenate([np.arange(0.5, 0.985, 0.01), np.arange(0.99, 0.9995, 0.001)]), 3)
@@ -43,6 +46,8 @@ class UrgencyModel(LinearModel):
     """Classes: NOT_URGENT first, then safety category ids."""
 
     threshold: float = 0.99  # pin when P(urgent) is at least this
+    #: The fine-tuned reader (:mod:`qa.reader`), asked beside this model when the rules file has one.
+    reader: SafetyReader | None = field(default=None, repr=False, compare=False)
 
     WHAT = "safety model"
 
@@ -52,22 +57,35 @@ class UrgencyModel(LinearModel):
         Categories in ``skip`` (vetoed by a rule for this message) neither count towards the
         probability nor are returned: "passed out years ago" must not become another category.
         """
-        found = self._most_urgent(vectors, skip)
-        if found is None or found[1] < self.threshold:
-            return None
-        return found
+        found = self._most_urgent(self.probabilities(vectors), skip)
+        return found if found is not None and found[1] >= self.threshold else None
 
     def urgency(self, vectors: np.ndarray, skip: set[str] = frozenset()) -> float:
         """P(urgent) of the most urgent row (0.0 for no rows): what a rule that needs the model's
-        agreement (``confirm`` in the rules file) is checked against."""
-        found = self._most_urgent(vectors, skip)
+        agreement (``confirm`` in the rules file) is checked against. The reader is not asked: it
+        only adds pins (:meth:`read`)."""
+        found = self._most_urgent(self.probabilities(vectors), skip)
         return 0.0 if found is None else found[1]
 
-    def _most_urgent(self, vectors: np.ndarray, skip: set[str]) -> tuple[str, float] | None:
-        allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
-        if len(vectors) == 0 or not allowed:
+    def read(self, texts: list[str], skip: set[str] = frozenset()) -> tuple[str, float] | None:
+        """The reader's category and probability for the most urgent of ``texts``, if it reaches
+        :data:`READER_PIN` (None without a reader), as :meth:`predict` does for vectors."""
+        if self.reader is None or not texts:
             return None
-        p = self.probabilities(vectors)[:, allowed]
+        read = self.reader.probabilities(texts)
+        p = np.zeros((len(texts), len(self.classes)), np.float32)
+        for k, cls in enumerate(self.reader.classes):
+            # a category this model lacks counts as not urgent (this model's skip list covers the rules)
+            p[:, self.classes.index(cls) if cls in self.classes else 0] += read[:, k]
+        found = self._most_urgent(p, skip)
+        return found if found is not None and found[1] >= READER_PIN else None
+
+    def _most_urgent(self, p: np.ndarray, skip: set[str]) -> tuple[str, float] | None:
+        """The category and P(urgent) of the most urgent row of class probabilities ``p``."""
+        allowed = [k for k in range(1, len(self.classes)) if self.classes[k] not in skip]
+        if len(p) == 0 or not allowed:
+            return None
+        p = p[:, allowed]
         urgent = p.sum(axis=1)
         row = int(np.argmax(urgent))
         return self.classes[allowed[int(np.argmax(p[row]))]], float(urgent[row])
