@@ -6,8 +6,9 @@ vectors was never told what matters. Fine-tuning the model on the labelled messa
 code reviews' messages (tests/test_safety_review.py, never trained on) it tells the 1,008 emergencies from
 the 802 harmless messages with an AUC of 0.894, the linear model 0.864. `qa tune --reader` fits it.
 
-It only adds pins: when no rule, example or linear-model pin fired, a reader probability of an urgent
-category (not vetoed for the message) of at least :data:`qa.urgency.READER_PIN` pins. Session 16, with a
+It only adds pins: when no rule, example or linear-model pin fired and the linear model finds the message at
+least :data:`qa.urgency.READER_GATE` urgent, a reader probability of an urgent category (not vetoed for the
+message) of at least :data:`qa.urgency.READER_PIN` pins. Session 16, with a
 reader fitted on tune2-30 and asked of the held-out tune31-36: urgent messages missed 12 -> 5 of 300, no
 false alarm more on their 900 other messages, 3 more of the reviews' 596 harmless messages pinned. Also
 asked where a ``confirm`` word needs agreement (the mean of the two models), it cut false alarms on unread

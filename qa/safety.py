@@ -488,7 +488,7 @@ class SafetyRules:
         source = "model"
         found = self.urgency.predict(encoded, skip=skip)
         if found is None:
-            source, found = "reader", self.urgency.read(texts, skip=skip)
+            source, found = "reader", self.urgency.read(texts, encoded, skip=skip)
         if found is None:
             return None
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped

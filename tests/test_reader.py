@@ -156,3 +156,29 @@ def test_qa_tune_reader_without_a_safety_model_says_to_fit_one_first(capsys, tmp
     err = capsys.readouterr().err
     assert code == 1 and "no safety model" in err and "run `qa tune` first" in err
     assert not reader_path(tmp_path / "safety.yaml").exists()
+
+
+# --- how the learned model asks it (mechanics, with a stand-in reader) ---------------------------
+
+
+class _SureReader:
+    """A stand-in reader: P(chest_pain) 0.995 for every text."""
+    classes = ["", "chest_pain"]
+
+    def probabilities(self, texts):
+        return np.tile(np.array([[0.005, 0.995]], np.float32), (len(texts), 1))
+
+
+def test_the_reader_is_asked_only_where_the_linear_model_finds_the_message_urgent_enough():
+    from qa.urgency import READER_GATE, UrgencyModel
+
+    model = UrgencyModel(model="m", classes=["", "chest_pain"], coef=np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
+                         intercept=np.zeros(2, np.float32), threshold=0.99)
+    model.reader = _SureReader()
+    calm, alarming = np.array([[3.0, 0.0]], np.float32), np.array([[0.0, 0.5]], np.float32)
+    assert model.urgency(calm) < READER_GATE <= model.urgency(alarming) < model.threshold
+    assert model.predict(alarming) is None  # the linear model alone does not pin it
+    assert model.read(["calm"], calm) is None  # below the gate the reader is not asked
+    category, p = model.read(["alarming"], alarming)
+    assert category == "chest_pain" and p == pytest.approx(0.995)
+    assert model.read(["alarming"], alarming, skip={"chest_pain"}) is None  # a vetoed category is not pinned
