@@ -780,6 +780,8 @@ def cmd_tune(args) -> int:
     tune_items = load_labelled(path, bot.corpus, "tune")
     test_items = load_labelled(path, bot.corpus, "test")
     if args.reader:
+        if args.safety_only:
+            raise QAError("--reader fits only the reader and --safety-only only the safety model: pass one")
         return _tune_reader(args, bot, tune_items, test_items)
     before = metrics(run(bot, test_items))
     if not args.safety_only:

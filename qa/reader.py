@@ -79,11 +79,17 @@ class SafetyReader:
     # --- reading messages ------------------------------------------------------------
 
     def attach(self, encoder) -> None:
-        """Build the network: a copy of the encoder's, with the updates merged in (on the model's thread)."""
-        if self.model != encoder.name:
-            raise ValueError(f"fine-tuned from model {self.model!r}, not {encoder.name!r}")
+        """Build the network: a copy of the encoder's, with the updates merged in (on the model's thread).
+        ValueError when the reader was fitted from another model or its weights do not fit this one."""
+        if self.model != encoder.name or self.dimension != encoder.dimension:
+            raise ValueError(f"fine-tuned from model {self.model!r} ({self.dimension} dimensions), "
+                             f"not {encoder.name!r} ({encoder.dimension})")
         self._encoder = encoder
         self._net = encoder.on_model_thread(self._build, encoder)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.tensors["head.weight"].shape[1])
 
     @property
     def attached(self) -> bool:
@@ -94,34 +100,43 @@ class SafetyReader:
 
         Net, _ = _modules()
         net = Net(copy.deepcopy(_transformer(encoder)), len(self.classes))
+        merged = 0
         with torch.no_grad():
             for name, module in net.encoder.named_modules():
                 if f"{name}.A" in self.tensors:
                     a = torch.from_numpy(self.tensors[f"{name}.A"]).float()
                     b = torch.from_numpy(self.tensors[f"{name}.B"]).float()
-                    if module.weight.shape != (b.shape[0], a.shape[1]):
+                    if getattr(getattr(module, "weight", None), "shape", None) != (b.shape[0], a.shape[1]):
                         raise ValueError(f"{name}: update of shape {tuple(b.shape)}x{tuple(a.shape)} does not fit")
                     module.weight += (b @ a) * SCALE
+                    merged += 1
+            if merged != len(_pairs(self.tensors)):
+                raise ValueError(f"{len(_pairs(self.tensors)) - merged} updates name layers this model lacks")
             net.head.weight.copy_(torch.from_numpy(self.tensors["head.weight"]))
             net.head.bias.copy_(torch.from_numpy(self.tensors["head.bias"]))
         net.eval()
         return net
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Class probabilities per text: (texts, classes)."""
+        """Class probabilities per text: (texts, classes). Not to be called on the model's thread (it waits
+        for that thread)."""
         if self._net is None:
             raise RuntimeError("the reader is not attached to an encoder")
+        found: dict[str, np.ndarray] = {}
         with self._lock:
-            todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
         if todo:
-            rows = self._encoder.on_model_thread(self._read, todo)
+            found.update(zip(todo, self._encoder.on_model_thread(self._read, todo)))
             with self._lock:
-                for text, row in zip(todo, rows):
-                    self._cache[text] = row
+                for text in todo:
+                    self._cache[text] = found[text]
                 while len(self._cache) > CACHE:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            return np.array([self._cache[t] for t in texts], np.float32).reshape(len(texts), len(self.classes))
+                    self._cache.popitem(last=False)  # the least recently read
+        return np.array([found[t] for t in texts], np.float32).reshape(len(texts), len(self.classes))
 
     def _read(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -164,17 +179,27 @@ class SafetyReader:
                 meta = fh.metadata() or {}
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
             classes = [str(c) for c in json.loads(meta["classes"])]
+            trained_on = int(meta.get("trained_on", 0))
             head = tensors["head.weight"]
+            pairs = _pairs(tensors)
             ok = (classes and classes[0] == NONE and len(set(classes)) == len(classes) and head.ndim == 2
                   and head.shape[0] == len(classes) and tensors["head.bias"].shape == (len(classes),)
+                  and pairs and set(tensors) == {"head.weight", "head.bias"} | {f"{n}.{m}" for n in pairs for m in "AB"}
+                  and all(tensors[f"{n}.A"].ndim == tensors[f"{n}.B"].ndim == 2
+                          and tensors[f"{n}.A"].shape[0] == tensors[f"{n}.B"].shape[1] for n in pairs)
                   and all(np.isfinite(v).all() for v in tensors.values()))
         except Exception as exc:  # safetensors raises its own errors for a damaged file
             raise CorpusError(path, f"not a valid safety reader file ({exc}); delete it or run `qa tune --reader` "
                                     "again") from None
         if not ok:
             raise CorpusError(path, "inconsistent safety reader (classes or weights); run `qa tune --reader` again")
-        return cls(model=str(meta.get("model", "")), classes=classes, tensors=tensors,
-                   trained_on=int(meta.get("trained_on", 0)), trained_at=str(meta.get("trained_at", "")))
+        return cls(model=str(meta.get("model", "")), classes=classes, tensors=tensors, trained_on=trained_on,
+                   trained_at=str(meta.get("trained_at", "")))
+
+
+def _pairs(tensors: dict[str, np.ndarray]) -> set[str]:
+    """The layers a reader's tensors update (each has "<layer>.A" and, in a valid file, "<layer>.B")."""
+    return {k[:-2] for k in tensors if k.endswith(".A")}
 
 
 def _transformer(encoder):

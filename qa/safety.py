@@ -20,8 +20,9 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    rip between my shoulder blades") without firing on FAQ questions.
 3. **Learned**: a linear model over the same vectors (:mod:`qa.urgency`, ``safety.model.json``) and, when
    the rules file has one, the embedding model fine-tuned on the labelled set (:mod:`qa.reader`,
-   ``safety.reader.safetensors``). Either pins on its own at its threshold when nothing else did; a
-   ``confirm`` word asks the linear model only (the reader adds pins, never takes one away).
+   ``safety.reader.safetensors``). Either pins on its own at its threshold when nothing else did (the reader
+   only where the linear model finds the message at least ``READER_GATE`` urgent); a ``confirm`` word asks
+   the linear model only (the reader adds pins, never takes one away).
 
 When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned.
 """
@@ -252,10 +253,10 @@ class SafetyRules:
         path = reader_path(self.path)
         if not path.exists():
             return
-        reader = SafetyReader.load(path)
+        reader = SafetyReader.load(path)  # CorpusError for a damaged file, as for the safety model
         try:
             reader.attach(encoder)
-        except ValueError as exc:  # another encoder, or one without the layers it updates
+        except ValueError as exc:  # another encoder, or weights that do not fit this one
             logger.warning("%s: %s: not used (run `qa tune --reader` to fit it again)", path, exc)
             return
         self.urgency.reader = reader
@@ -540,7 +541,8 @@ def _spell_out(text: str) -> str:
 
 
 def _row_texts(text: str, clauses: list[str]) -> list[str]:
-    """The texts of the rows :meth:`SafetyRules._encoded` embeds: the message, then its clauses."""
+    """The texts of the rows :meth:`SafetyRules._encoded` returns: the message, then its clauses (the bot
+    embeds the message as it prepares it for retrieval; the reader reads it as written)."""
     return [clean(text), *_pieces(clauses)]
 
 

@@ -70,6 +70,32 @@ def test_a_damaged_reader_file_is_reported_with_its_path(tmp_path, content):
     assert str(path) in str(err.value) and "qa tune --reader" in str(err.value)
 
 
+def test_a_reader_file_with_an_update_missing_its_other_half_is_reported(bot, tmp_path):
+    from safetensors.numpy import save
+
+    reader = _tiny_reader(bot.encoder)
+    tensors = dict(reader.tensors)
+    tensors.pop(next(k for k in tensors if k.endswith(".B")))
+    path = tmp_path / "safety.reader.safetensors"
+    path.write_bytes(save(tensors, metadata={"model": reader.model, "classes": json.dumps(reader.classes)}))
+    with pytest.raises(CorpusError) as err:
+        SafetyReader.load(path)
+    assert str(path) in str(err.value) and "inconsistent safety reader" in str(err.value)
+
+
+def test_readings_are_the_same_when_the_cache_is_full(bot, monkeypatch):
+    import qa.reader
+
+    monkeypatch.setattr(qa.reader, "CACHE", 2)
+    reader = _tiny_reader(bot.encoder)
+    reader.attach(bot.encoder)
+    texts = ["a fall", "chest pain", "a cold", "upper back stretches"]
+    alone = {t: reader.probabilities([t])[0] for t in texts}  # each read on its own, the cache churning
+    mixed = reader.probabilities([texts[3], texts[0], texts[3], texts[1]])  # a cached text beside new ones
+    assert np.allclose(mixed, [alone[texts[3]], alone[texts[0]], alone[texts[3]], alone[texts[1]]], atol=1e-5)
+    assert len(reader._cache) <= 2
+
+
 def _rules_copy(tmp_path) -> Path:
     """The shipped rules and their linear model, copied (without the reader)."""
     shutil.copy(SAFETY, tmp_path / "safety.yaml")
@@ -146,6 +172,13 @@ def test_qa_tune_reader_fine_tunes_and_saves_the_reader_beside_the_rules(bot, ca
     assert "safety reader fine-tuned on 40 messages (20 urgent)" in out and f"saved to {reader_path(rules_path)}" in out
     saved = SafetyReader.load(reader_path(rules_path))
     assert saved.trained_on == 40 and saved.model == bot.encoder.name
+
+
+def test_qa_tune_reader_and_safety_only_together_are_refused(capsys, tmp_path):
+    labels = _labels(tmp_path, _sample(3, 3))
+    code = main(["tune", "--reader", "--safety-only", "--labels", labels, "--corpus", str(CORPUS),
+                 "--index", str(tmp_path / "idx"), "--safety", str(_rules_copy(tmp_path)), "--settings", str(SETTINGS)])
+    assert code == 1 and "pass one" in capsys.readouterr().err
 
 
 def test_qa_tune_reader_without_a_safety_model_says_to_fit_one_first(capsys, tmp_path):
