@@ -151,12 +151,12 @@ class SafetyReader:
     def fit(cls, encoder, texts: list[str], labels: list[str], epochs: int = EPOCHS, seed: int = 0,
             show_progress: bool = False) -> "SafetyReader":
         """Fine-tune on messages labelled with a category or NONE (not urgent); urgent and not urgent weigh
-        the same in total. Runs on the encoder's thread (minutes for thousands of messages)."""
+        the same in total. Runs on the encoder's thread, a batch at a time (minutes for thousands of messages)."""
         classes = [NONE] + sorted({lab for lab in labels if lab != NONE})
         if len(classes) < 2:
             raise ValueError("the labels name no urgent message; the reader needs some")
         y = [classes.index(lab) for lab in labels]
-        tensors = encoder.on_model_thread(_train, encoder, texts, y, len(classes), epochs, seed, show_progress)
+        tensors = _train(encoder, texts, y, len(classes), epochs, seed, show_progress)
         return cls(model=encoder.name, classes=classes, tensors=tensors, trained_on=len(texts), trained_at=now())
 
     # --- reading and writing ---------------------------------------------------------------
@@ -247,52 +247,71 @@ def _modules():
 
 def _train(encoder, texts: list[str], y: list[int], n_classes: int, epochs: int, seed: int,
            show_progress: bool) -> dict[str, np.ndarray]:
-    """The low-rank updates and head fitted on ``texts`` (on the model's thread)."""
-    import torch
+    """The low-rank updates and head fitted on ``texts``. Each batch is one job on the model's thread, so
+    Ctrl+C stops the training between two batches (as a bulk encode stops between chunks)."""
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    Net, LowRank = _modules()
-    net = Net(copy.deepcopy(_transformer(encoder)), n_classes)
-    for p in net.encoder.parameters():
-        p.requires_grad = False
-    updates = {}
-    for name, module in list(net.encoder.named_modules()):
-        if name.endswith(TARGETS) and isinstance(module, torch.nn.Linear):
-            parent, _, child = name.rpartition(".")
-            low = LowRank(module)
-            setattr(net.encoder.get_submodule(parent), child, low)
-            updates[name] = low
-    if not updates:
-        raise ValueError("the model has none of the layers the reader updates (a BERT-like encoder is needed)")
-    labels = torch.tensor(y)
-    urgent = int((labels > 0).sum())
-    weight = torch.full((n_classes,), 0.5 * len(y) / max(urgent, 1))
-    weight[0] = 0.5 * len(y) / max(len(y) - urgent, 1)  # urgent and not urgent weigh the same in total
-    params = [p for low in updates.values() for p in (low.A, low.B)]
-    opt = torch.optim.AdamW([{"params": params, "lr": LR}, {"params": net.head.parameters(), "lr": HEAD_LR}],
-                            weight_decay=0.01)
-    steps = epochs * ((len(texts) + BATCH - 1) // BATCH)
-    warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / steps))
-    net.train()
-    with tqdm(total=steps, desc="Fine-tuning the safety reader", unit=" batches", disable=not show_progress) as bar:
+    state = encoder.on_model_thread(_Training, encoder, y, n_classes, seed, epochs * -(-len(texts) // BATCH))
+    with tqdm(total=state.steps, desc="Fine-tuning the safety reader", unit=" batches",
+              disable=not show_progress) as bar:
         for _ in range(epochs):
             order = rng.permutation(len(texts))
             for start in range(0, len(texts), BATCH):
                 idx = order[start:start + BATCH]
-                batch = _tokens(encoder, [texts[i] for i in idx])
-                loss = torch.nn.functional.cross_entropy(net(batch), labels[idx], weight=weight)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+                encoder.on_model_thread(state.step, encoder, [texts[i] for i in idx], idx)
                 bar.update(1)
-    tensors = {}
-    for name, low in updates.items():
-        tensors[f"{name}.A"] = low.A.detach().numpy().copy()
-        tensors[f"{name}.B"] = low.B.detach().numpy().copy()
-    tensors["head.weight"] = net.head.weight.detach().numpy().copy()
-    tensors["head.bias"] = net.head.bias.detach().numpy().copy()
-    return tensors
+    return encoder.on_model_thread(state.tensors)
+
+
+class _Training:
+    """The network with its low-rank updates, the optimiser and its schedule (built on the model's thread)."""
+
+    def __init__(self, encoder, y: list[int], n_classes: int, seed: int, steps: int):
+        import torch
+
+        torch.manual_seed(seed)
+        Net, LowRank = _modules()
+        self.net = Net(copy.deepcopy(_transformer(encoder)), n_classes)
+        for p in self.net.encoder.parameters():
+            p.requires_grad = False
+        self.updates = {}
+        for name, module in list(self.net.encoder.named_modules()):
+            if name.endswith(TARGETS) and isinstance(module, torch.nn.Linear):
+                parent, _, child = name.rpartition(".")
+                low = LowRank(module)
+                setattr(self.net.encoder.get_submodule(parent), child, low)
+                self.updates[name] = low
+        if not self.updates:
+            raise ValueError("the model has none of the layers the reader updates (a BERT-like encoder is needed)")
+        self.labels = torch.tensor(y)
+        urgent = int((self.labels > 0).sum())
+        self.weight = torch.full((n_classes,), 0.5 * len(y) / max(urgent, 1))
+        self.weight[0] = 0.5 * len(y) / max(len(y) - urgent, 1)  # urgent and not urgent weigh the same in total
+        params = [p for low in self.updates.values() for p in (low.A, low.B)]
+        self.opt = torch.optim.AdamW([{"params": params, "lr": LR}, {"params": self.net.head.parameters(),
+                                                                      "lr": HEAD_LR}], weight_decay=0.01)
+        self.steps = steps
+        warm = max(1, steps // 10)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / steps))
+        self.net.train()
+
+    def step(self, encoder, texts: list[str], idx: np.ndarray) -> None:
+        import torch
+
+        loss = torch.nn.functional.cross_entropy(self.net(_tokens(encoder, texts)), self.labels[idx],
+                                                 weight=self.weight)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, low in self.updates.items():
+            out[f"{name}.A"] = low.A.detach().numpy().copy()
+            out[f"{name}.B"] = low.B.detach().numpy().copy()
+        out["head.weight"] = self.net.head.weight.detach().numpy().copy()
+        out["head.bias"] = self.net.head.bias.detach().numpy().copy()
+        return out
