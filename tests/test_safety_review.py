@@ -890,7 +890,7 @@ TENTH_URGENT = [
     ("I'm fine just asking first aid... the chainsaw caught his leg, blood pumping out, soaked thru 2 towels", 'heavy_bleeding'),
     ("nah - blood everywhere, gash on the forearm won't stop bleeding, pressure not working", 'heavy_bleeding'),
     ('writing a novel at the cafe and the barista sliced her hand open, bleeding wont stop, pooling on the floor', 'heavy_bleeding'),
-    ("I don't have a fever, just asking... actually the little one has 40.2 fever, stiff neck and a rash that doesn't fade under a glass", 'fever'),
+    ("I don't have a fever, just asking... actually the little one has 40.2 fever, stiff neck and a rash that doesn't fade under a glass", 'rash'),  # the rash category (session 17) outranks fever
     ("not sure if related - back pain with fever 39.5, shaking chills and can't stop shivering, had spine surgery last week", 'fever'),
     ('no, its not flu - upper back agony, burning up, rigors and drenching night sweats since this afternoon', 'fever'),
     ('nobody here has that normally but grandad is burning up with fever and back pain, confused and shaking', 'fever'),

@@ -1,0 +1,35 @@
+"""Messages written blind for the safety layer (session 17), kept as data in tests/reviews/.
+
+Three helpers who never saw the rules wrote 140 emergencies and 160 harmless messages each (seizures, heavy
+bleeding, allergic reactions, sick children, self-harm with the means at hand, head and neck injuries, others),
+in the voices of people typing in a hurry. Each file was measured once before any rule was written from it
+(README, "Safety answers"). Every line is a test: `urgent` must pin, `harmless` must not. A line marked `miss`
+is what the shipped build still gets wrong: a strict xfail, so mending it turns the run red until the mark goes.
+"""
+from pathlib import Path
+
+import pytest
+
+REVIEWS = sorted((Path(__file__).parent / "reviews").glob("*.tsv"))
+
+
+def _cases():
+    for path in REVIEWS:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            expect, status, kind, text = line.split("\t")
+            assert expect in ("urgent", "harmless") and status in ("ok", "miss"), f"{path.name}:{n}"
+            marks = [pytest.mark.xfail(strict=True, reason=f"still wrong ({path.name}:{n}, {kind})")] if status == "miss" else []
+            yield pytest.param(expect == "urgent", text, id=f"{path.stem}:{n}", marks=marks)
+
+
+CASES = list(_cases())
+
+
+def test_the_review_files_are_there():
+    assert len(REVIEWS) >= 2 and len(CASES) >= 600
+
+
+@pytest.mark.parametrize("urgent, text", CASES)
+def test_blind_review_messages(bot, urgent, text):
+    hit = bot.ask(text).safety
+    assert (hit is not None) == urgent, (text, hit)
