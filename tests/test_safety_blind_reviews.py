@@ -1,9 +1,10 @@
 """Messages written blind for the safety layer (session 17), kept as data in tests/reviews/.
 
-Three helpers who never saw the rules wrote 140 emergencies and 160 harmless messages each (seizures, heavy
+Five helpers who never saw the rules wrote 140 emergencies and 160 harmless messages each (seizures, heavy
 bleeding, allergic reactions, sick children, self-harm with the means at hand, head and neck injuries, others),
-in the voices of people typing in a hurry. Each file was measured once before any rule was written from it
-(README, "Safety answers"). Every line is a test: `urgent` must pin, `harmless` must not. A line marked `miss`
+in the voices of people typing in a hurry; each file was measured once before any rule was written from it
+(README, "Safety answers"). A sixth helper read the rules' diff and wrote 251 messages against it
+(session17_code_review.tsv). Every line is a test: `urgent` must pin, `harmless` must not. A line marked `miss`
 is what the shipped build still gets wrong: a strict xfail, so mending it turns the run red until the mark goes.
 """
 from pathlib import Path
