@@ -186,7 +186,7 @@ def test_questions_about_the_faq_or_exercise_risk_are_not_reports(bot, text):
     ("swallowed a whole pack of painkillers on purpose", "self_harm"),
     ("I'm standing on the bridge and thinking about jumping", "self_harm"),
     ("I tried to kill myself years ago and I want to die again", "self_harm"),  # past context: a crisis stays
-    ("my throat is swelling and I can barely breathe", "breathing"),
+    ("my throat is swelling and I can barely breathe", "allergic"),
     ("cnt get air in properly", "breathing"),
     ("severe sudden pain in my upper back, 10/10, started 5 mins ago", "sudden_severe_pain"),
     ("my dad's speech is slurred and he can't lift his right arm", "neuro"),
