@@ -108,6 +108,9 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
 _DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
 #: What a crisis question asks about that a "no" does not deny: "any reason to keep living? no."
 _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
+#: A vocabulary name in a pattern: ``{CHILD}`` (capitals, so never a repeat count like ``{0,3}``).
+_PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 #: Contractions typed without their apostrophe, spelled out before and after the typo fixer (which would
 #: otherwise make "couldnt" the rules' own word "couldn" and lose "we couldnt breathe").
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|wouldn|shouldn|haven|hasn|hadn|aren|weren)t\b"),
@@ -189,16 +192,17 @@ class SafetyRules:
                               mark.line + 1 if mark else None) from None
         if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
             raise CorpusError(path, "expected 'categories:' with a list of categories", 1)
+        names = _vocabulary(path, root, data.get("vocabulary"))
         lines = _item_lines(root, "categories")
         categories = []
         for i, item in enumerate(data["categories"]):
             line = lines[i] if i < len(lines) else None
-            categories.append(_category(path, item, line))
+            categories.append(_category(path, item, line, names))
         settings = data.get("semantic") or {}
 
         def top_list(key: str) -> list[re.Pattern]:
             node = _value_node(root, key)
-            return _compile(path, key, data.get(key), node.start_mark.line + 1 if node else None)
+            return _compile(path, key, data.get(key), node.start_mark.line + 1 if node else None, names)
 
         return cls(
             categories=categories,
@@ -641,7 +645,7 @@ def _item_lines(root: yaml.Node, key: str) -> list[int]:
     return [n.start_mark.line + 1 for n in node.value] if isinstance(node, yaml.SequenceNode) else []
 
 
-def _category(path: Path, item, line: int | None) -> Category:
+def _category(path: Path, item, line: int | None, names: dict[str, str]) -> Category:
     if not isinstance(item, dict):
         raise CorpusError(path, "a category must be a mapping", line)
     for key in ("id", "level", "title", "message"):
@@ -653,16 +657,59 @@ def _category(path: Path, item, line: int | None) -> Category:
     where = f"category {item['id']!r}"
     return Category(
         id=item["id"], level=item["level"], title=item["title"].strip(), message=item["message"],
-        patterns=_compile(path, where, item.get("patterns"), line),
-        unless=_compile(path, where, item.get("unless"), line),
+        patterns=_compile(path, where, item.get("patterns"), line, names),
+        unless=_compile(path, where, item.get("unless"), line, names),
         examples=[str(x) for x in item.get("examples") or []],
-        confirm=_compile(path, where, item.get("confirm"), line),
-        harmless=_compile(path, where, item.get("harmless"), line),
+        confirm=_compile(path, where, item.get("confirm"), line, names),
+        harmless=_compile(path, where, item.get("harmless"), line, names),
     )
 
 
-def _compile(path: Path, where: str, raws, line: int | None) -> list[re.Pattern]:
-    """Whole-word patterns; a bad one is reported with the file and line of its list."""
+def _vocabulary(path: Path, root: yaml.Node, block) -> dict[str, str]:
+    """The named sub-patterns of the rules file's ``vocabulary:`` block, each expanded and wrapped in a group.
+
+    A long alternation several patterns share ("baby|toddler|child|..." or the farewell phrases of a crisis) is
+    written once under a NAME and used as ``{NAME}`` in any pattern list, and in later vocabulary entries. A
+    value is a pattern or a list of alternatives. Errors name the file and the line of the entry.
+    """
+    if block is None:
+        return {}
+    node = _value_node(root, "vocabulary")
+    line = node.start_mark.line + 1 if node else None
+    if not isinstance(block, dict):
+        raise CorpusError(path, "vocabulary: expected a mapping of NAME: pattern", line)
+    key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    names: dict[str, str] = {}
+    for name, value in block.items():
+        where = key_lines.get(str(name), line)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise CorpusError(path, f"vocabulary: name {name!r} must be capital letters, digits and _", where)
+        alternatives = value if isinstance(value, list) else [value]
+        if not alternatives or not all(isinstance(a, str) and a.strip() for a in alternatives):
+            raise CorpusError(path, f"vocabulary: {name} needs a pattern or a list of patterns", where)
+        expanded = "|".join(_expand(path, f"vocabulary {name}", a, where, names) for a in alternatives)
+        try:
+            re.compile(expanded)
+        except re.error as exc:
+            raise CorpusError(path, f"vocabulary: bad pattern for {name} ({exc})", where) from None
+        names[name] = f"(?:{expanded})"
+    return names
+
+
+def _expand(path: Path, where: str, raw: str, line: int | None, names: dict[str, str]) -> str:
+    """``raw`` with each ``{NAME}`` of the vocabulary replaced by its group; an unknown name is an error."""
+    def name(m: re.Match) -> str:
+        if m[1] not in names:
+            known = ", ".join(names) or "none defined"
+            raise CorpusError(path, f"{where}: unknown vocabulary name {{{m[1]}}} (known: {known})", line)
+        return names[m[1]]
+
+    return _PLACEHOLDER.sub(name, raw)
+
+
+def _compile(path: Path, where: str, raws, line: int | None, names: dict[str, str] | None = None) -> list[re.Pattern]:
+    """Whole-word patterns, ``{NAME}`` expanded from the vocabulary; a bad one is reported with the file and
+    line of its list."""
     if raws is None:
         return []
     if not isinstance(raws, list):
@@ -670,8 +717,7 @@ def _compile(path: Path, where: str, raws, line: int | None) -> list[re.Pattern]
     out = []
     for raw in raws:
         try:
-            out.append(re.compile(rf"(?<![\w'])(?:{raw})(?![\w'])"))
+            out.append(re.compile(rf"(?<![\w'])(?:{_expand(path, where, raw, line, names or {})})(?![\w'])"))
         except (re.error, TypeError) as exc:
             raise CorpusError(path, f"{where}: bad pattern {raw!r} ({exc})", line) from None
     return out
-

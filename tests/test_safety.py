@@ -581,3 +581,32 @@ def test_the_caller_can_embed_the_meaning_pieces_in_its_own_model_call(bot):
     given = bot.rules.check(text, encode=spy, text_vector=vectors[0], piece_vectors=vectors[1:])
     assert calls == [] and given == alone
     assert bot.rules.meaning_pieces("upper back pain") == []
+
+
+def _rules_with_vocabulary(tmp_path, vocabulary: str, pattern: str):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"vocabulary:\n{vocabulary}categories:\n  - id: a\n    level: urgent\n    title: T\n"
+                     f"    message: M\n    patterns:\n      - {pattern}\n", encoding="utf-8")
+    return SafetyRules.load(rules)
+
+
+def test_a_vocabulary_name_is_written_once_and_used_in_patterns(tmp_path):
+    rules = _rules_with_vocabulary(tmp_path, "  KID: 'baby(?! doll)|toddler'\n  SIGN:\n    - floppy\n    - '{KID} is limp'\n",
+                                   "'{SIGN}|({KID}) (is )?(blue|grey)'")
+    assert rules.check("the toddler is limp") is not None
+    assert rules.check("my baby is blue") is not None
+    assert rules.check("my baby doll is blue") is None  # the name keeps its own lookahead
+    assert rules.check("my toddler is fine") is None
+
+
+@pytest.mark.parametrize("vocabulary, pattern, error", [
+    ("  KID: baby\n", "'{CHILD} is blue'", r"rules\.yaml:4: category 'a': unknown vocabulary name \{CHILD\} \(known: KID\)"),
+    ("  KID: baby\n  SIGN: '{CHILD}'\n", "x", r"rules\.yaml:3: vocabulary SIGN: unknown vocabulary name \{CHILD\}"),
+    ("  kid: baby\n", "x", r"rules\.yaml:2: vocabulary: name 'kid' must be capital letters"),
+    ("  KID: '(baby'\n", "x", r"rules\.yaml:2: vocabulary: bad pattern for KID"),
+    ("  KID: []\n", "x", r"rules\.yaml:2: vocabulary: KID needs a pattern"),
+])
+def test_vocabulary_errors_name_the_file_and_line(tmp_path, vocabulary, pattern, error):
+    with pytest.raises(CorpusError, match=error):
+        _rules_with_vocabulary(tmp_path, vocabulary, pattern)
+
