@@ -1133,7 +1133,7 @@ ELEVENTH_URGENT = [
     ("My leotard is suffocating me, no seriously I'm wheezing and I can't stop coughing after the spray in the changing room", 'breathing'),
     ('these leggings are too tight i cant breathe, after the peanut bar my whole face has swelled up', 'breathing'),
     ("the dress is so tight I can't breathe and I'm 8 months pregnant with a pounding headache and blurry vision", 'breathing'),
-    ("my compression shirt is so tight I can't breathe, after the bee sting my whole arm is swollen and I'm wheezing", 'breathing'),
+    ("my compression shirt is so tight I can't breathe, after the bee sting my whole arm is swollen and I'm wheezing", 'allergic'),
     ("this collar is so tight I can't breathe, my neck has swollen up since I took the new antibiotic", 'breathing'),
     ("my suit is so tight I can't breathe, actually my chest feels like it's being squeezed and I'm sweating", 'chest_pain'),
     ("this latex costume is suffocating me, I'm allergic to latex and I've broken out in welts and I'm wheezing", 'breathing'),
