@@ -108,6 +108,8 @@ _TURN = re.compile(rf"\b({_PRESENT}|suddenly(?= (the worst|i can't|i cannot|i'm|
 _DENIAL = re.compile(r"(no|nope|nah|nay|not really|not at all|none)(\W*$|[,.!]+\s*(just|only|i'm fine|all good|fine)\b)")
 #: What a crisis question asks about that a "no" does not deny: "any reason to keep living? no."
 _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
+#: Escapes in a pattern's source ("\\b", "\\w"): left out of the words the typo fixer learns from the rules.
+_ESCAPES = re.compile(r"\\[a-zA-Z]")
 #: A vocabulary name in a pattern: ``{CHILD}`` (capitals, so never a repeat count like ``{0,3}``).
 _PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -152,6 +154,9 @@ class Category:
     #: Phrases using an alarming word harmlessly ("fell off the wagon", "felt like I got hit by a truck"):
     #: blanked out before the rules read a clause, so, unlike ``unless``, they silence nothing else in it.
     harmless: list[re.Pattern] = field(default_factory=list)
+    #: Patterns read across the sentences of a message, not clause by clause: a crisis told in short
+    #: sentences ("motorway bridge by junction 14. I've been here since 10. trying to work up the nerve").
+    across: list[re.Pattern] = field(default_factory=list)
 
 
 @dataclass
@@ -271,8 +276,8 @@ class SafetyRules:
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
         for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
-                                               for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless])]:
-            vocab.update(re.findall(r"[a-z]{4,}", pat.pattern))
+                                               for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless, *cat.across])]:
+            vocab.update(re.findall(r"[a-z]{4,}", _ESCAPES.sub(" ", pat.pattern)))  # not "bwork" from "\\bwork"
         self._fixer = SpellFixer(vocab, known_words)
 
     # --- checking ------------------------------------------------------------------
@@ -311,6 +316,9 @@ class SafetyRules:
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
+        seen = {h.category for h, _, _ in found}
+        found += [hit for cat in self.categories if cat.across and cat.id not in seen
+                  and (hit := self._across_hit(cat, bare, calmed, vetoed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
@@ -468,6 +476,25 @@ class SafetyRules:
                         return hit, i, False
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
+
+    def _across_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None],
+                    vetoed: set[str]) -> tuple[SafetyHit, int, bool] | None:
+        """The first match of the category's ``across`` patterns in the whole message (its clauses joined), the
+        index of the clause it starts in, and whether it needs the model's agreement. Nothing when a clause
+        vetoed the category or (below crises) holds a calm context; a doubt context anywhere asks the model."""
+        if cat.id in vetoed or (cat.level != "crisis" and any(c is False for c in calmed)):
+            return None
+        if any((at := _first(cat.unless, c)) is not None and not _TURN.search(c, at) for c in clauses):
+            return None
+        text = " ".join(clauses)
+        starts = np.cumsum([0] + [len(c) + 1 for c in clauses])
+        for pattern in cat.across:
+            for m in pattern.finditer(text):
+                if _negated(text, m.start()):
+                    continue
+                i = int(np.searchsorted(starts, m.start(), side="right")) - 1
+                return self._hit(cat, f"rule: {pattern.pattern}"), i, self._in_a_story(clauses)
+        return None
 
     def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:
         """The vectors of the message and its clauses (one row each), or None without a way to embed them."""
@@ -662,6 +689,7 @@ def _category(path: Path, item, line: int | None, names: dict[str, str]) -> Cate
         examples=[str(x) for x in item.get("examples") or []],
         confirm=_compile(path, where, item.get("confirm"), line, names),
         harmless=_compile(path, where, item.get("harmless"), line, names),
+        across=_compile(path, where, item.get("across"), line, names),
     )
 
 

@@ -610,3 +610,24 @@ def test_vocabulary_errors_name_the_file_and_line(tmp_path, vocabulary, pattern,
     with pytest.raises(CorpusError, match=error):
         _rules_with_vocabulary(tmp_path, vocabulary, pattern)
 
+
+
+def _rules_with_across(tmp_path, level: str = "crisis"):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"categories:\n  - id: a\n    level: {level}\n    title: T\n    message: M\n"
+                     "    across:\n      - bridge\\b[^?]{0,80}?\\bwork up the nerve\n"
+                     "    unless:\n      - for a photo\n"
+                     "calm_context:\n  - years ago\n", encoding="utf-8")
+    return SafetyRules.load(rules)
+
+
+def test_an_across_pattern_reads_the_sentences_of_a_message_together(tmp_path):
+    rules = _rules_with_across(tmp_path)
+    hit = rules.check("motorway bridge by junction 14. I've been here since 10. just trying to work up the nerve")
+    assert hit is not None and hit.category == "a"
+    assert rules.check("bridge by junction 14") is None
+    assert rules.check("no bridge here. just trying to work up the nerve") is None  # negated
+    assert rules.check("on the bridge for a photo. trying to work up the nerve to jump in the river for charity") is None
+    # a calm context silences it below crises only
+    assert rules.check("years ago I stood on that bridge. I had to work up the nerve") is not None
+    assert _rules_with_across(tmp_path, "urgent").check("years ago I stood on that bridge. I had to work up the nerve") is None
