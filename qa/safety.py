@@ -318,7 +318,7 @@ class SafetyRules:
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
         seen = {h.category for h, _, _ in found}
         found += [hit for cat in self.categories if cat.across and cat.id not in seen
-                  and (hit := self._across_hit(cat, bare, calmed, vetoed))]
+                  and (hit := self._across_hit(cat, bare, calmed))]
         hits = [h for h, _, doubtful in found if not doubtful]
         pending = [(h, clauses[i]) for h, i, doubtful in found if doubtful]  # in a film, the news ...
         # Confirm patterns of categories more pressing than any plain hit: a fever banner must not hide
@@ -477,23 +477,33 @@ class SafetyRules:
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
         return doubtful
 
-    def _across_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None],
-                    vetoed: set[str]) -> tuple[SafetyHit, int, bool] | None:
+    def _across_hit(self, cat: Category, clauses: list[str],
+                    calmed: list[bool | None]) -> tuple[SafetyHit, int, bool] | None:
         """The first match of the category's ``across`` patterns in the whole message (its clauses joined), the
-        index of the clause it starts in, and whether it needs the model's agreement. Nothing when a clause
-        vetoed the category or (below crises) holds a calm context; a doubt context anywhere asks the model."""
-        if cat.id in vetoed or (cat.level != "crisis" and any(c is False for c in calmed)):
-            return None
-        if any((at := _first(cat.unless, c)) is not None and not _TURN.search(c, at) for c in clauses):
-            return None
+        index of the clause it starts in, and whether it needs the model's agreement.
+
+        Nothing when an ``unless`` pattern vetoes a clause or (below crises) a calm context does; a veto or a
+        calm context lifted by a turn to the present, or a doubt context anywhere, asks the model, as for a
+        clause's own rules. A negation counts only in the clause the match starts in: "I'm not ok. Bridge over
+        the A38. Can't do this anymore" is a crisis."""
+        lifted = False
+        for clause, calm in zip(clauses, calmed):
+            if (at := _first(cat.unless, clause)) is not None:
+                if not _TURN.search(clause, at):
+                    return None
+                lifted = True
+            if calm is not None and cat.level != "crisis":
+                if not calm:
+                    return None
+                lifted = True
         text = " ".join(clauses)
         starts = np.cumsum([0] + [len(c) + 1 for c in clauses])
         for pattern in cat.across:
             for m in pattern.finditer(text):
-                if _negated(text, m.start()):
-                    continue
                 i = int(np.searchsorted(starts, m.start(), side="right")) - 1
-                return self._hit(cat, f"rule: {pattern.pattern}"), i, self._in_a_story(clauses)
+                if _negated(clauses[i], m.start() - int(starts[i])):
+                    continue
+                return self._hit(cat, f"rule: {pattern.pattern}"), i, lifted or self._in_a_story(clauses)
         return None
 
     def _encoded(self, text, clauses, encode, text_vector, piece_vectors) -> np.ndarray | None:
@@ -706,7 +716,11 @@ def _vocabulary(path: Path, root: yaml.Node, block) -> dict[str, str]:
     line = node.start_mark.line + 1 if node else None
     if not isinstance(block, dict):
         raise CorpusError(path, "vocabulary: expected a mapping of NAME: pattern", line)
-    key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    keys = [k for k, _ in node.value] if isinstance(node, yaml.MappingNode) else []
+    key_lines = {k.value: k.start_mark.line + 1 for k in keys}
+    for n, k in enumerate(keys):  # YAML keeps the last of two equal keys: say so rather than guess
+        if any(other.value == k.value for other in keys[:n]):
+            raise CorpusError(path, f"vocabulary: {k.value} is defined twice", k.start_mark.line + 1)
     names: dict[str, str] = {}
     for name, value in block.items():
         where = key_lines.get(str(name), line)
@@ -744,6 +758,8 @@ def _compile(path: Path, where: str, raws, line: int | None, names: dict[str, st
         raise CorpusError(path, f"{where}: expected a list of patterns", line)
     out = []
     for raw in raws:
+        if isinstance(raw, dict):  # `- {NAME} ...` unquoted is a YAML mapping
+            raise CorpusError(path, f"{where}: a pattern that starts with a {{NAME}} must be quoted: '{{NAME}} ...'", line)
         try:
             out.append(re.compile(rf"(?<![\w'])(?:{_expand(path, where, raw, line, names or {})})(?![\w'])"))
         except (re.error, TypeError) as exc:

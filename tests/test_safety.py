@@ -631,3 +631,26 @@ def test_an_across_pattern_reads_the_sentences_of_a_message_together(tmp_path):
     # a calm context silences it below crises only
     assert rules.check("years ago I stood on that bridge. I had to work up the nerve") is not None
     assert _rules_with_across(tmp_path, "urgent").check("years ago I stood on that bridge. I had to work up the nerve") is None
+
+
+def test_vocabulary_names_are_defined_once_and_patterns_that_start_with_one_are_quoted(tmp_path):
+    with pytest.raises(CorpusError, match=r"rules\.yaml:3: vocabulary: KID is defined twice"):
+        _rules_with_vocabulary(tmp_path, "  KID: baby\n  KID: toddler\n", "x")
+    with pytest.raises(CorpusError, match=r"must be quoted"):
+        _rules_with_vocabulary(tmp_path, "  KID: baby\n", "{KID}")
+
+
+@pytest.mark.parametrize("text", [
+    "I'm not ok. The bridge by junction 14. Just trying to work up the nerve",  # a negation in another sentence
+    "I never wanted to die before. The bridge by junction 14. Just trying to work up the nerve",
+])
+def test_a_negation_elsewhere_in_the_message_does_not_cancel_an_across_pattern(tmp_path, text):
+    assert _rules_with_across(tmp_path).check(text) is not None
+
+
+def test_an_across_match_beside_a_lifted_veto_asks_the_model(tmp_path):
+    rules = _rules_with_across(tmp_path)
+    # "for a photo" vetoes the category; "my dad is" turns back to the present, so the rule asks the model
+    text = "on the bridge for a photo, my dad is trying to work up the nerve"
+    found = rules._across_hit(rules.categories[0], rules._clauses(text), [None])
+    assert found is not None and found[2] is True
