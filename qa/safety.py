@@ -3,7 +3,9 @@
 Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``) and the labelled set:
 
 1. **Rules**: regular expressions per category, matched on the message after
-   cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause.
+   cleaning and typo correction ("chset pain" -> "chest pain"), clause by clause (a category's ``across``
+   patterns read the sentences together: "motorway bridge. been here since 10. trying to work up the nerve").
+   Sub-patterns several rules share are named once in the file's ``vocabulary:`` and used as ``{NAME}``.
    A match right after a negation ("no chest pain, just stiffness") does not count;
    an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category up to a turn
    back to the present ("... and now I have", "suddenly"), and a calm context ("years ago", "if I
