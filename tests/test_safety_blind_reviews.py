@@ -4,7 +4,7 @@ Seven helpers who never saw the rules wrote 140 emergencies and 160 harmless mes
 bleeding, allergic reactions, sick children, self-harm with the means at hand, head and neck injuries, others),
 in the voices of people typing in a hurry; each file was measured once before any rule was written from it
 (README, "Safety answers"), review 7 on the rules as shipped. Another helper read the rules' diff and wrote 251
-messages against it (session17_code_review.tsv). Session 18 added seven more (session18_review8-14.tsv: self-harm
+messages against it (session17_code_review.tsv). Session 18 added eight more (session18_review8-15.tsv: self-harm
 at a place or with the means at hand, sick children, bleeding, injuries, others), each written by a helper who saw
 neither the rules nor the other files and measured once, before reading, on the build of its round; rules were
 then written from it and the next file measured the result. Every line is a test: `urgent` must pin, `harmless` must not.
