@@ -113,8 +113,8 @@ _HOPE = re.compile(r"\b(reason|point) (to|in)\b")
 #: Escapes in a pattern's source ("\\b", "\\w"): left out of the words the typo fixer learns from the rules.
 _ESCAPES = re.compile(r"\\[a-zA-Z]")
 #: A vocabulary name in a pattern: ``{CHILD}`` (capitals, so never a repeat count like ``{0,3}``).
-_PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_PLACEHOLDER = re.compile(rf"\{{({_NAME.pattern})\}}")
 #: Contractions typed without their apostrophe, spelled out before and after the typo fixer (which would
 #: otherwise make "couldnt" the rules' own word "couldn" and lose "we couldnt breathe").
 _CONTRACTIONS = [(re.compile(r"\b(can|don|doesn|didn|isn|wasn|won|couldn|wouldn|shouldn|haven|hasn|hadn|aren|weren)t\b"),
