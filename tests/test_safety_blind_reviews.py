@@ -1,4 +1,4 @@
-"""Messages written blind for the safety layer (sessions 17 and 18), kept as data in tests/reviews/.
+"""Messages written blind for the safety layer (sessions 17-19), kept as data in tests/reviews/.
 
 Seven helpers who never saw the rules wrote 140 emergencies and 160 harmless messages each (seizures, heavy
 bleeding, allergic reactions, sick children, self-harm with the means at hand, head and neck injuries, others),
@@ -7,7 +7,9 @@ in the voices of people typing in a hurry; each file was measured once before an
 messages against it (session17_code_review.tsv). Session 18 added eight more (session18_review8-15.tsv: self-harm
 at a place or with the means at hand, sick children, bleeding, injuries, others), each written by a helper who saw
 neither the rules nor the other files and measured once, before reading, on the build of its round; rules were
-then written from it and the next file measured the result. Every line is a test: `urgent` must pin, `harmless` must not.
+then written from it and the next file measured the result. Session 19 added six (session19_review16-21.tsv:
+120 emergencies and 240 harmless messages each, a sixth of them questions about the upper back with alarming
+words), written the same way to measure false alarms. Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
