@@ -720,9 +720,11 @@ def _vocabulary(path: Path, root: yaml.Node, block) -> dict[str, str]:
         raise CorpusError(path, "vocabulary: expected a mapping of NAME: pattern", line)
     keys = [k for k, _ in node.value] if isinstance(node, yaml.MappingNode) else []
     key_lines = {k.value: k.start_mark.line + 1 for k in keys}
-    for n, k in enumerate(keys):  # YAML keeps the last of two equal keys: say so rather than guess
-        if any(other.value == k.value for other in keys[:n]):
+    seen: set[str] = set()
+    for k in keys:  # YAML keeps the last of two equal keys: say so rather than guess
+        if k.value in seen:
             raise CorpusError(path, f"vocabulary: {k.value} is defined twice", k.start_mark.line + 1)
+        seen.add(k.value)
     names: dict[str, str] = {}
     for name, value in block.items():
         where = key_lines.get(str(name), line)
