@@ -9,7 +9,10 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    A match right after a negation ("no chest pain, just stiffness") does not count;
    an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category up to a turn
    back to the present ("... and now I have", "suddenly"), and a calm context ("years ago", "if I
-   ever") every category unless the clause also says "now"; the learned model then decides.
+   ever") every category below crises unless the clause also says "now"; the learned model then decides.
+   A calm context holds its own part of the clause and what came before it ("had a fever on sunday, it's
+   gone now"), not a statement after it: "he had a stroke years ago, his face is drooping again" and "what
+   are the signs of a heart attack? his face is grey" ask the model about what follows.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
    matching: they silence their own words only (for every category), so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
@@ -82,6 +85,8 @@ WHOLE_CHARS = 800
 _ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick question|quick one"
                    r"|one more thing)[,:]?\s+)*"
                    r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b(?!')")
+#: A part that says what would happen, not what does: "hypothetically, if someone had crushing chest pain ...".
+_IF = re.compile(r"(what |even )?if\b")
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
@@ -97,6 +102,10 @@ _PRESENT = (r"because (my \w+ (is|are|keeps|feels|has)|i'm|i am|i can't|he's|she
             r"| isn't| keeps|'s (just|not)|'s(?= (face|lips|mouth|arm|arms|leg|legs|speech|breathing|chest|heart|skin)\b))")
 _CALM_LIFT = re.compile(rf"\b({_PRESENT}|suddenly(?= (i can't|i cannot|i'm|i am|i have|i've|he's|she's|he can't|she can't)\b)"
                         r"|(i|he|she|they) just (fell|collapsed|passed out|fainted|blacked out))\b")
+#: Where a clause's parts meet: a comma, a dash, or "and/then/so" before someone or something new. A calm context
+#: holds its own part: "he had a stroke years ago, his face is drooping again" asks the model about the second.
+_PARTS = re.compile(r",\s*|\s+[-–—]\s+|\s+(?:and|then|so)\s+(?=(?:i|i'm|i've|he|he's|she|she's|they|they're|we|we're"
+                    r"|my|his|her|their|our|the|it|it's|this|that|now|today)\b)")
 #: A turn after an ``unless`` veto lifts it: the rules read the clause, and the model must agree ("I had a
 #: heart attack last year and now I have crushing chest pain"). Not a bare "now my": "sat on my foot and
 #: now my foot is numb" is what the veto explains.
@@ -314,10 +323,11 @@ class SafetyRules:
         blanked: set[str] = set()  # categories with a harmless phrase in the message
         bare = [self._without_harmless(c, blanked) for c in clauses]  # what the rules read
         vetoed: set[str] = set()  # categories a rule found negated or vetoed (the rules add them)
+        calm: set[str] = set()  # categories a calm context vetoed (below crises, all of them)
         # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
-        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed))]
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed, calm))]
         seen = {h.category for h, _, _ in found}
         found += [hit for cat in self.categories if cat.across and cat.id not in seen
                   and (hit := self._across_hit(cat, bare, calmed))]
@@ -329,14 +339,19 @@ class SafetyRules:
         seen = {h.category for h, _, _ in found}
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, calmed, vetoed, confirm=True):
+                if gated := self._rule_hit(cat, bare, calmed, vetoed, calm, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
-        negated = vetoed | blanked  # what the meaning checks skip
+        # A calm context qualifies its own part of the message and what came before it ("collapsed at dinner,
+        # she's fine now"), not what follows it ("he had a stroke years ago, his face is drooping again"): that
+        # is read again below without its veto.
+        after = self._after_calm(clauses, calmed) if calm else None
+        negated = vetoed | calm | blanked  # what the meaning checks skip
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
             # a harmless phrase elsewhere in the message is no veto here
-            hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed)
+            hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed | calm,
+                                    after=after and (*after, vetoed))
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -344,18 +359,46 @@ class SafetyRules:
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
             hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
+            if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3]):
+                hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare))
             if hit:
                 hits.append(hit)
-        if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed:
-            if hit := self._beside_harmless(clauses, bare, blanked - vetoed, encode, encoded, vetoed):
+        if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed - calm:
+            if hit := self._beside_harmless(clauses, bare, blanked - vetoed - calm, encode, encoded, vetoed | calm):
                 hits.append(hit)
         if not hits:
             return None
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
 
+    def _after_calm(self, clauses: list[str], calmed: list[bool | None]) -> tuple[int, str | None] | None:
+        """Where the last calm context that holds is: its clause's index, and the rest of that clause after the
+        calm context's part (:data:`_PARTS`), if any. None without one."""
+        held = [i for i, c in enumerate(calmed) if c is False]
+        if not held:
+            return None
+        clause = clauses[held[-1]]
+        bounds = list(_PARTS.finditer(clause))
+        last = _calm_part(self.calm, clause)
+        return held[-1], (clause[bounds[last].end():] if last is not None and last < len(bounds) else None)
+
+    def _meaning_after_calm(self, rest: list[str], clauses: list[str], encoded: np.ndarray, encode,
+                            negated: set[str], story: bool) -> SafetyHit | None:
+        """The meaning checks of the clauses after the last calm one (``rest``), each on its own and without the
+        calm context's veto: "He had a stroke years ago. His face is drooping again." In a story the model must
+        agree with an example's pin, as for the whole message. (The rest of the calm clause itself is left to the
+        rules: read alone, a fragment like "my back hurts from the seats" after "dying of boredom in this
+        lecture" is too close to an urgent example.)"""
+        rows = _rows(rest, clauses, encoded, encode)
+        hit = self._example_hit(rows, negated)
+        if hit and story and self.urgency is not None and \
+                self.urgency.urgency(rows, skip=negated | self._model_skip) < self.confirm:
+            hit = None
+        return hit or self._model_hit(rows, rest, negated)
+
     def _confirmed(self, pending: list[tuple[SafetyHit, str]], encoded: np.ndarray | None, encode, text: str,
-                   clauses: list[str], negated: set[str]) -> list[SafetyHit]:
+                   clauses: list[str], negated: set[str],
+                   after: tuple[int, str | None, set[str]] | None = None) -> list[SafetyHit]:
         """The hits of ``confirm`` patterns, if the learned model agrees that the message is urgent.
 
         The model reads the message as a whole (:meth:`_agreement`) and from the clause a pattern matched in
@@ -367,6 +410,10 @@ class SafetyRules:
         crisis (self-harm) always, as calm contexts never veto one. Categories vetoed elsewhere in the
         message do not count, as for the model's own pins. Without the model or an encoder nothing can
         disagree: they pin.
+
+        ``after``: where the last calm context is (:meth:`_after_calm`) and what is vetoed without it. A pattern
+        after it is also read from its clause (or the rest of the calm one) on without the calm context's veto: a
+        calm context qualifies what came before it ("collapsed at dinner, she's fine now"), not what follows.
 
         Until session 11 the most urgent of the message and all its clauses decided. The whole check run on
         each fifth of the labelled tuning set, with the model refitted on the other four fifths: benign false
@@ -389,6 +436,18 @@ class SafetyRules:
                 read.add(" ".join(rest))
         if read:
             p = max(p, self.urgency.urgency(_rows(sorted(read), clauses, encoded, encode), skip=skip))
+        if after is not None:
+            at, tail, uncalmed = after
+            later = set()
+            for hit, clause in pending:
+                # in the calm clause itself, a pattern held nothing back only after the calm context's part
+                if (i := clauses.index(clause)) > at or (i == at and tail):
+                    first = clause if i > at else tail
+                    if not _asks(first):  # "had a crash last month ... could it be whiplash?" asks about then
+                        later.add(" ".join([first] + [c for c in clauses[i + 1:] if story or not _ASKS.match(c)]))
+            if later:
+                skip_after = (uncalmed - own) | self._model_skip
+                p = max(p, self.urgency.urgency(_rows(sorted(later), clauses, encoded, encode), skip=skip_after))
         if p < self.confirm:
             logger.debug("not pinned: %s; P(urgent) %.2f < %.2f", pending[0][0].reason, p, self.confirm)
             return []
@@ -449,11 +508,11 @@ class SafetyRules:
         return clause
 
     def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None], vetoed: set[str],
-                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
+                  calm_vetoed: set[str], confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
         context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it. Adds the
-        categories it finds vetoed or negated to ``vetoed``."""
+        categories it finds vetoed or negated to ``vetoed``, and those a calm context vetoes to ``calm_vetoed``."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
@@ -465,11 +524,15 @@ class SafetyRules:
             veto_at = _first(cat.unless, clause)
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
             held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
-            if held:
-                vetoed.add(cat.id)  # vetoed here: the meaning check must not pin it back either
-                continue
+            held_to = -1  # the last part of the clause a calm context holds (:data:`_PARTS`)
+            if held:  # vetoed here: the meaning check must not pin it back either
+                (vetoed if veto_at is not None else calm_vetoed).add(cat.id)
+                if veto_at is not None or (held_to := _calm_part(self.calm, clause)) is None:
+                    continue
             for pattern in patterns:
                 for m in pattern.finditer(clause):
+                    if held_to >= 0 and _calm_holds(clause, m.start(), held_to):
+                        continue
                     if _negated(clause, m.start()) or _denied(clauses, i, m):
                         vetoed.add(cat.id)
                         continue
@@ -634,6 +697,32 @@ def _denied(clauses: list[str], i: int, m: re.Match) -> bool:
         return False
     return (i + 1 < len(clauses) and clause[m.end():].strip().startswith("?")
             and len(clause[:m.start()].split()) <= 3 and _DENIAL.match(clauses[i + 1].strip()) is not None)
+
+
+def _part(clause: str, at: int) -> tuple[int, int]:
+    """The index of the part of ``clause`` (split at :data:`_PARTS`) that position ``at`` falls in, and where it starts."""
+    ends = [m.end() for m in _PARTS.finditer(clause) if m.end() <= at]
+    return len(ends), (ends[-1] if ends else 0)
+
+
+def _calm_holds(clause: str, at: int, held_to: int) -> bool:
+    """Whether a calm context that holds the parts of ``clause`` up to ``held_to`` holds the match at ``at``: its own
+    part, one before it that it qualifies ("had a fever on sunday, it's gone now"), or a question or an "if" after
+    it ("kidding aside, is it true you shouldn't move someone who fell on their neck?"). A statement after it is
+    free: "what are the signs of a stroke, dad's face has dropped"."""
+    index, start = _part(clause, at)
+    return index <= held_to or _asks(clause[start:])
+
+
+def _asks(text: str) -> bool:
+    """Whether ``text`` asks something or says what would happen (:data:`_ASKS`, :data:`_IF`)."""
+    return bool(_ASKS.match(text) or _IF.match(text))
+
+
+def _calm_part(calm: list[re.Pattern], clause: str) -> int | None:
+    """The last part of ``clause`` (split at :data:`_PARTS`) that holds a calm context not negated, if any."""
+    return max((_part(clause, m.start())[0] for p in calm for m in p.finditer(clause) if not _negated(clause, m.start())),
+               default=None)
 
 
 def _first(patterns: list[re.Pattern], clause: str) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from qa.errors import CorpusError
-from qa.safety import SafetyRules
+from qa.safety import SafetyRules, _calm_holds, _part
 
 URGENT = [
     ("I have crushing chest pain that goes into my back", "chest_pain"),
@@ -480,6 +480,36 @@ def test_calm_context_and_figures_of_speech_are_not_pinned(bot, text):
 
 def test_a_negated_calm_context_does_not_veto(bot):
     assert bot.ask("I fell down the stairs an hour ago and have not recovered").safety is not None
+
+
+@pytest.mark.parametrize("text, urgent", [
+    # session 20: a calm context holds its own part of the message and what came before it ...
+    ("daughter had a fever on sunday, its gone now and shes back at school", False),
+    ("Had pneumonia last winter, was gasping for weeks, fully recovered and signed off. Where do I start rebuilding "
+     "my upper back?", False),
+    # ... and a question or an "if" after it ...
+    ("kidding aside, is it true you shouldn't move someone who fell on their neck?", False),
+    ("Hypothetically, if someone had crushing chest pain with their upper back pain, that's 999 straight away, right?",
+     False),
+    # ... but not a statement after it (these were silenced until session 20)
+    ("he had a stroke years ago, his face is drooping again", True),
+    ("it's just a graze on her knee and it's pouring blood and won't stop", True),
+    ("GP said it was just a virus, baby is floppy and won't wake for feeds", True),
+    ("What are the warning signs of an allergic reaction? His face is puffing up and he's coughing after the peanut.",
+     True),
+])
+def test_a_calm_context_holds_what_came_before_it_not_what_follows(bot, text, urgent):
+    assert (bot.ask(text).safety is not None) == urgent, (text, bot.ask(text).safety)
+
+
+def test_the_parts_a_calm_context_holds():
+    clause = "dad had a stroke 3 years ago and his face is drooping again, his speech is slurred"
+    assert [_part(clause, clause.index(w))[0] for w in ("stroke", "face", "speech")] == [0, 1, 2]
+    assert _part("i had chest pain and shortness of breath last year", 30)[0] == 0  # a list is one part
+    assert _calm_holds(clause, clause.index("stroke"), held_to=0)
+    assert not _calm_holds(clause, clause.index("face"), held_to=0)
+    question = "kidding aside, is it true you shouldn't move someone who fell on their neck?"
+    assert _calm_holds(question, question.index("fell"), held_to=0)
 
 
 def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):

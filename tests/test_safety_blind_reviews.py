@@ -10,8 +10,8 @@ neither the rules nor the other files and measured once, before reading, on the 
 then written from it and the next file measured the result. Session 19 added six (session19_review16-21.tsv:
 120 emergencies and 240 harmless messages each, a sixth of them questions about the upper back with alarming
 words), written the same way to measure false alarms, and a probe of the calm contexts (session19_calm_probe.tsv:
-245 emergencies written against them by a helper who read them; 118 are silenced by one, strict xfails, next to
-be mended). Every line is a test: `urgent` must pin, `harmless` must not.
+245 emergencies written against them by a helper who read them; 118 were silenced by one, and 101 pinned; since
+session 20, when a calm context stopped reaching forward, 201 pin). Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
