@@ -87,6 +87,9 @@ _ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick qu
                    r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b(?!')")
 #: A part that says what would happen, not what does: "hypothetically, if someone had crushing chest pain ...".
 _IF = re.compile(r"(what |even )?if\b")
+#: A part that goes on with the story it follows, in the past and without a new subject: "had a bad fall skiing as a
+#: kid, landed right on my shoulder blades".
+_PAST = re.compile(r"(was|were|had|went|got|broke|fell|hit|took|came|felt|landed|ended up|spent)\b")
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
@@ -359,7 +362,7 @@ class SafetyRules:
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
             hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
-            if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3]):
+            if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3 and not _asks(c)]):
                 hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare))
             if hit:
                 hits.append(hit)
@@ -711,7 +714,7 @@ def _calm_holds(clause: str, at: int, held_to: int) -> bool:
     it ("kidding aside, is it true you shouldn't move someone who fell on their neck?"). A statement after it is
     free: "what are the signs of a stroke, dad's face has dropped"."""
     index, start = _part(clause, at)
-    return index <= held_to or _asks(clause[start:])
+    return index <= held_to or _asks(clause[start:]) or _PAST.match(clause, start) is not None
 
 
 def _asks(text: str) -> bool:
