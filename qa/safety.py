@@ -87,9 +87,23 @@ _ASKS = re.compile(r"^(?:(?:also|and|anyway|so|btw|but|ok|okay|oh|sorry|quick qu
                    r"(?:what|what's|which|how|is|are|can|could|does|do|should|would|will|where|when|why|any)\b(?!')")
 #: A part that says what would happen, not what does: "hypothetically, if someone had crushing chest pain ...".
 _IF = re.compile(r"(what |even )?if\b")
-#: A part that goes on with the story it follows, in the past and without a new subject: "had a bad fall skiing as a
-#: kid, landed right on my shoulder blades".
-_PAST = re.compile(r"(was|were|had|went|got|broke|fell|hit|took|came|felt|landed|ended up|spent)\b")
+#: A part of a clause told in the present: "his face is drooping again", "can't breathe", "she's floppy", "same
+#: crushing pain", "this feels exactly the same". A part told in the past and not in the present (:data:`_PAST_TENSE`:
+#: "years ago, my dad collapsed at a wedding and stopped breathing") goes on with the story a calm context tells.
+_PRESENT_TENSE = re.compile(r"\b(is|are|am|isn't|aren't|isnt|arent|can't|cant|cannot|won't|wont|doesn't|doesnt|don't|dont"
+                            r"|keeps|keep|has|have|hasn't|haven't|hasnt|havent|still|now|today|tonight|currently|just"
+                            r"|feel|feels|hurts|same|again|this time|suddenly|rn|for the (last|past))\b|\b\w+'(s|re|m|ve)\b")
+_PAST_TENSE = re.compile(r"\b(was|were|wasn't|weren't|wasnt|werent|had|did|didn't|didnt|went|got|came|took|fell|broke|gave"
+                         r"|felt|ended up|couldn't|couldnt|\w{3,}ed)\b")
+#: A calm context that dates its story (:func:`_dates`): says it is over ("fine now", "fully recovered", "GP checked
+#: her") or old ("years ago", "as a kid", "in 2019", "used to"). Others frame the message ("just in case", "what are
+#: the signs of", "kidding aside") and say nothing of when: "just in case, my toddler swallowed a battery".
+_OVER = re.compile(r"\b(recover\w*|heal\w*|fine|ok|okay|good|better|great|normal|never happened|cleared|went away|resolved"
+                   r"|gone|passed|settled|checked|looked at|examined|saw|seen)\b")
+_OLD = re.compile(r"\b(ago|back|last|as a|when (i|he|she|they|we) (was|were)|used to|in the past|19\d\d|20\d\d)\b")
+_GENERAL = re.compile(r"((say|imagine|suppose|supposing|let's say|lets say|if|when|what if) )?(someone|somebody|a person"
+                      r"|a man|a woman|a patient|a casualty|people|you|the (patient|casualty|person|victim))\b"
+                      r"|(\w+ ){0,4}(said|told (us|me)|taught (us|me)|explained|mentioned|warned)\b")
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
@@ -177,8 +191,8 @@ class Category:
 class SafetyRules:
     categories: list[Category]
     benign_examples: list[str]
-    #: ``calm_context``: patterns that veto every category except crises in their clause (a fall
-    #: "years ago", "fully recovered", "not literally", "if I ever ...").
+    #: ``calm_context``: patterns that veto every category below crises in their part of a clause and what came
+    #: before it (a fall "years ago", "fully recovered", "not literally", "if I ever ...").
     calm: list[re.Pattern] = field(default_factory=list)
     #: ``doubt_context``: patterns that make every rule in their clause ask the model, as ``confirm``
     #: patterns do (a film, the news, a book: "a character had a heart attack" against "I was watching
@@ -362,7 +376,8 @@ class SafetyRules:
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
             hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
-            if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3 and not _asks(c)]):
+            if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3
+                                               and _present(c, after[2])]):
                 hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare))
             if hit:
                 hits.append(hit)
@@ -374,16 +389,17 @@ class SafetyRules:
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
 
-    def _after_calm(self, clauses: list[str], calmed: list[bool | None]) -> tuple[int, str | None] | None:
-        """Where the last calm context that holds is: its clause's index, and the rest of that clause after the
-        calm context's part (:data:`_PARTS`), if any. None without one."""
+    def _after_calm(self, clauses: list[str], calmed: list[bool | None]) -> tuple[int, str | None, bool] | None:
+        """Where the last calm context that holds is: its clause's index, the rest of that clause after the calm
+        context's part (:data:`_PARTS`), if any, and whether it dates its story (:func:`_dates`). None without one."""
         held = [i for i, c in enumerate(calmed) if c is False]
         if not held:
             return None
         clause = clauses[held[-1]]
         bounds = list(_PARTS.finditer(clause))
         last = _calm_part(self.calm, clause)
-        return held[-1], (clause[bounds[last].end():] if last is not None and last < len(bounds) else None)
+        tail = clause[bounds[last].end():] if last is not None and last < len(bounds) else None
+        return held[-1], tail, _dates(self.calm, clause)
 
     def _meaning_after_calm(self, rest: list[str], clauses: list[str], encoded: np.ndarray, encode,
                             negated: set[str], story: bool) -> SafetyHit | None:
@@ -401,7 +417,7 @@ class SafetyRules:
 
     def _confirmed(self, pending: list[tuple[SafetyHit, str]], encoded: np.ndarray | None, encode, text: str,
                    clauses: list[str], negated: set[str],
-                   after: tuple[int, str | None, set[str]] | None = None) -> list[SafetyHit]:
+                   after: tuple[int, str | None, bool, set[str]] | None = None) -> list[SafetyHit]:
         """The hits of ``confirm`` patterns, if the learned model agrees that the message is urgent.
 
         The model reads the message as a whole (:meth:`_agreement`) and from the clause a pattern matched in
@@ -440,13 +456,13 @@ class SafetyRules:
         if read:
             p = max(p, self.urgency.urgency(_rows(sorted(read), clauses, encoded, encode), skip=skip))
         if after is not None:
-            at, tail, uncalmed = after
+            at, tail, dated, uncalmed = after
             later = set()
             for hit, clause in pending:
                 # in the calm clause itself, a pattern held nothing back only after the calm context's part
                 if (i := clauses.index(clause)) > at or (i == at and tail):
                     first = clause if i > at else tail
-                    if not _asks(first):  # "had a crash last month ... could it be whiplash?" asks about then
+                    if _present(first, dated):  # not "had a crash last month ... could it be whiplash?"
                         later.add(" ".join([first] + [c for c in clauses[i + 1:] if story or not _ASKS.match(c)]))
             if later:
                 skip_after = (uncalmed - own) | self._model_skip
@@ -527,14 +543,15 @@ class SafetyRules:
             veto_at = _first(cat.unless, clause)
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
             held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
-            held_to = -1  # the last part of the clause a calm context holds (:data:`_PARTS`)
+            parts, dated = set(), False  # the parts of the clause that hold a calm context (:data:`_PARTS`)
             if held:  # vetoed here: the meaning check must not pin it back either
                 (vetoed if veto_at is not None else calm_vetoed).add(cat.id)
-                if veto_at is not None or (held_to := _calm_part(self.calm, clause)) is None:
+                if veto_at is not None or not (parts := _calm_parts(self.calm, clause)):
                     continue
+                dated = _dates(self.calm, clause)
             for pattern in patterns:
                 for m in pattern.finditer(clause):
-                    if held_to >= 0 and _calm_holds(clause, m.start(), held_to):
+                    if parts and _calm_holds(clause, m.start(), parts, dated):
                         continue
                     if _negated(clause, m.start()) or _denied(clauses, i, m):
                         vetoed.add(cat.id)
@@ -708,13 +725,31 @@ def _part(clause: str, at: int) -> tuple[int, int]:
     return len(ends), (ends[-1] if ends else 0)
 
 
-def _calm_holds(clause: str, at: int, held_to: int) -> bool:
-    """Whether a calm context that holds the parts of ``clause`` up to ``held_to`` holds the match at ``at``: its own
-    part, one before it that it qualifies ("had a fever on sunday, it's gone now"), or a question or an "if" after
-    it ("kidding aside, is it true you shouldn't move someone who fell on their neck?"). A statement after it is
-    free: "what are the signs of a stroke, dad's face has dropped"."""
+def _calm_holds(clause: str, at: int, parts: set[int], dated: bool) -> bool:
+    """Whether calm contexts in ``parts`` of ``clause`` (:data:`_PARTS`) hold the match at ``at``.
+
+    Always their own part, and a part after them that asks, says "if", is about anyone or (when they date the
+    story, :func:`_dates`) is told in the past (:func:`_present`): "years ago, my dad collapsed at a wedding". A part
+    before them is held too, unless they date the story and it is told in the present ("she's gone grey and is
+    sweating, she had a heart attack years ago"; but "had a fever on sunday, it's gone now", "worst pain ever -
+    joking"). Statements after them are free: "he had a stroke years ago, his face is drooping again", "just in case,
+    my toddler swallowed a battery"."""
     index, start = _part(clause, at)
-    return index <= held_to or _asks(clause[start:]) or _PAST.match(clause, start) is not None
+    end = next((m.start() for m in _PARTS.finditer(clause, start) if m.start() >= start), len(clause))
+    part = clause[start:end]
+    if index in parts:
+        return True
+    if index < max(parts):
+        return not (dated and _PRESENT_TENSE.search(part) and _present(part))
+    return not _present(part, dated)
+
+
+def _present(text: str, dated: bool = True) -> bool:
+    """Whether a part of a message (or a clause) after a calm context tells of someone now: in the present, or in
+    no tense at all (:data:`_PRESENT_TENSE`), not a question or an "if" (:func:`_asks`), not about anyone
+    (:data:`_GENERAL`). Without a ``dated`` calm context beside it the tense does not matter."""
+    told_now = not dated or _PRESENT_TENSE.search(text) is not None or _PAST_TENSE.search(text) is None
+    return told_now and not _asks(text) and not _GENERAL.match(text)
 
 
 def _asks(text: str) -> bool:
@@ -722,10 +757,27 @@ def _asks(text: str) -> bool:
     return bool(_ASKS.match(text) or _IF.match(text))
 
 
+def _calm_parts(calm: list[re.Pattern], clause: str) -> set[int]:
+    """The parts of ``clause`` (split at :data:`_PARTS`) that hold a calm context not negated."""
+    # where the match ends: "^...last year" starts at the clause's start
+    return {_part(clause, m.end() - 1)[0] for p in calm for m in p.finditer(clause) if not _negated(clause, m.start())}
+
+
+def _dates(calm: list[re.Pattern], clause: str) -> bool:
+    """Whether a calm context in ``clause`` dates its story: says it is over or old (:data:`_OVER`, :data:`_OLD`), read
+    in the calm context's own part ("... she had angina last summer", not what comes before it)."""
+    for p in calm:
+        for m in p.finditer(clause):
+            if not _negated(clause, m.start()):
+                own = clause[max(m.start(), _part(clause, m.end() - 1)[1]):m.end()]
+                if _OVER.search(own) or _OLD.search(own):
+                    return True
+    return False
+
+
 def _calm_part(calm: list[re.Pattern], clause: str) -> int | None:
-    """The last part of ``clause`` (split at :data:`_PARTS`) that holds a calm context not negated, if any."""
-    return max((_part(clause, m.start())[0] for p in calm for m in p.finditer(clause) if not _negated(clause, m.start())),
-               default=None)
+    """The last part of ``clause`` that holds a calm context not negated, if any."""
+    return max(_calm_parts(calm, clause), default=None)
 
 
 def _first(patterns: list[re.Pattern], clause: str) -> int | None:

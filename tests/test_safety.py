@@ -487,16 +487,26 @@ def test_a_negated_calm_context_does_not_veto(bot):
     ("daughter had a fever on sunday, its gone now and shes back at school", False),
     ("Had pneumonia last winter, was gasping for weeks, fully recovered and signed off. Where do I start rebuilding "
      "my upper back?", False),
-    # ... and a question or an "if" after it ...
+    # ... a question, an "if" or a statement about anyone after it ...
     ("kidding aside, is it true you shouldn't move someone who fell on their neck?", False),
     ("Hypothetically, if someone had crushing chest pain with their upper back pain, that's 999 straight away, right?",
      False),
-    # ... but not a statement after it (these were silenced until session 20)
+    ("first aid course today, the trainer said someone who has collapsed and isnt breathing needs cpr straight away",
+     False),
+    # ... and, when it dates the story, what is told in the past on either side of it ...
+    ("years ago, my dad collapsed at a wedding and stopped breathing, he pulled through and is 80 next month", False),
+    # ... but not a statement in the present (these were silenced until session 20)
     ("he had a stroke years ago, his face is drooping again", True),
     ("it's just a graze on her knee and it's pouring blood and won't stop", True),
     ("GP said it was just a virus, baby is floppy and won't wake for feeds", True),
     ("What are the warning signs of an allergic reaction? His face is puffing up and he's coughing after the peanut.",
      True),
+    ("wife has gone grey and clammy and says her jaw and left arm really ache, she had angina last summer", True),
+    ("my dads lips are blue and hes gasping, doctor saw him yesterday for a chest infection", True),
+    # a frame ("just in case") does not date the story: a past tense after it is still now
+    ("just in case anyone knows, my toddler swallowed a button battery", True),
+    # "in the past hour" is not the past
+    ("my son has had three seizures in the past hour and isnt waking up in between", True),
 ])
 def test_a_calm_context_holds_what_came_before_it_not_what_follows(bot, text, urgent):
     assert (bot.ask(text).safety is not None) == urgent, (text, bot.ask(text).safety)
@@ -506,10 +516,16 @@ def test_the_parts_a_calm_context_holds():
     clause = "dad had a stroke 3 years ago and his face is drooping again, his speech is slurred"
     assert [_part(clause, clause.index(w))[0] for w in ("stroke", "face", "speech")] == [0, 1, 2]
     assert _part("i had chest pain and shortness of breath last year", 30)[0] == 0  # a list is one part
-    assert _calm_holds(clause, clause.index("stroke"), held_to=0)
-    assert not _calm_holds(clause, clause.index("face"), held_to=0)
+    assert _calm_holds(clause, clause.index("stroke"), {0}, dated=True)
+    assert not _calm_holds(clause, clause.index("face"), {0}, dated=True)
     question = "kidding aside, is it true you shouldn't move someone who fell on their neck?"
-    assert _calm_holds(question, question.index("fell"), held_to=0)
+    assert _calm_holds(question, question.index("fell"), {0}, dated=False)
+    story = "years ago, my dad collapsed at a wedding"
+    assert _calm_holds(story, story.index("collapsed"), {0}, dated=True)
+    assert not _calm_holds(story, story.index("collapsed"), {0}, dated=False)  # "just in case, my dad collapsed"
+    before = "she's gone grey and sweaty, she had angina last summer"
+    assert not _calm_holds(before, 0, {1}, dated=True)
+    assert _calm_holds("worst pain ever - joking", 0, {1}, dated=False)
 
 
 def test_chest_pressure_is_not_mistaken_for_a_chest_press(bot):

@@ -13,7 +13,9 @@ words), written the same way to measure false alarms, and a probe of the calm co
 245 emergencies written against them by a helper who read them; 118 were silenced by one, and 101 pinned; since
 session 20, when a calm context stopped reaching forward, 201 pin). Session 20 added nine (session20_review22-30.tsv,
 360 messages each, written the same way; six of them put a history, an earlier episode, a question, a hedge or
-prevention beside the alarming words, where calm contexts act), each measured once before it was read. Every line is a test: `urgent` must pin, `harmless` must not.
+prevention beside the alarming words, where calm contexts act), each measured once before it was read; review 31
+(session20_review31.tsv), all self-harm, with the same framing; and a code review of the calm-context change
+(session20_code_review.tsv, 240 messages a helper wrote against its regexes). Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
