@@ -10,9 +10,10 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    an ``unless`` pattern in the same clause ("sat on my foot") vetoes its category up to a turn
    back to the present ("... and now I have", "suddenly"), and a calm context ("years ago", "if I
    ever") every category below crises unless the clause also says "now"; the learned model then decides.
-   A calm context holds its own part of the clause and what came before it ("had a fever on sunday, it's
-   gone now"), not a statement after it: "he had a stroke years ago, his face is drooping again" and "what
-   are the signs of a heart attack? his face is grey" ask the model about what follows.
+   A calm context holds its own part of the clause and the story it tells, not a statement in the present
+   beside it (:func:`_calm_holds`): "had a fever on sunday, it's gone now" and "years ago, my dad collapsed"
+   are held; "he had a stroke years ago, his face is drooping again" and "what are the signs of a heart
+   attack? his face is grey" ask the model about what follows.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
    matching: they silence their own words only (for every category), so the rest of the clause is still read.
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
@@ -101,6 +102,8 @@ _PAST_TENSE = re.compile(r"\b(was|were|wasn't|weren't|wasnt|werent|had|did|didn'
 _OVER = re.compile(r"\b(recover\w*|heal\w*|fine|ok|okay|good|better|great|normal|never happened|cleared|went away|resolved"
                    r"|gone|passed|settled|checked|looked at|examined|saw|seen)\b")
 _OLD = re.compile(r"\b(ago|back|last|as a|when (i|he|she|they|we) (was|were)|used to|in the past|19\d\d|20\d\d)\b")
+#: A part about anyone or what someone said, not about someone here: "exam question, a man fell off scaffolding",
+#: "first aid course today, the trainer said someone who has collapsed and isn't breathing needs cpr".
 _GENERAL = re.compile(r"((say|imagine|suppose|supposing|let's say|lets say|if|when|what if) )?(someone|somebody|a person"
                       r"|a man|a woman|a patient|a casualty|people|you|the (patient|casualty|person|victim))\b"
                       r"|(\w+ ){0,4}(said|told (us|me)|taught (us|me)|explained|mentioned|warned)\b")
@@ -358,9 +361,9 @@ class SafetyRules:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
                 if gated := self._rule_hit(cat, bare, calmed, vetoed, calm, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
-        # A calm context qualifies its own part of the message and what came before it ("collapsed at dinner,
-        # she's fine now"), not what follows it ("he had a stroke years ago, his face is drooping again"): that
-        # is read again below without its veto.
+        # A calm context qualifies its own story ("collapsed at dinner, she's fine now"), not a statement in the
+        # present after it ("he had a stroke years ago, his face is drooping again"): that is read again below
+        # without its veto (:func:`_calm_holds` for the rules).
         after = self._after_calm(clauses, calmed) if calm else None
         negated = vetoed | calm | blanked  # what the meaning checks skip
         encoded = None
