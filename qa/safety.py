@@ -347,7 +347,10 @@ class SafetyRules:
         # The same for every category: None, no calm context; False, it vetoes; True, "now" lifts it.
         calmed = [None if (at := _first(self.calm, c)) is None else bool(_NOW.search(c) or _CALM_LIFT.search(c, at))
                   for c in bare]
-        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, vetoed, calm))]
+        # Where each held calm context is (:data:`_PARTS`), and whether it dates its story: the same for every category.
+        holding = [(_calm_parts(self.calm, c), _dates(self.calm, c)) if k is False else (set(), False)
+                   for c, k in zip(bare, calmed)]
+        found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, holding, vetoed, calm))]
         seen = {h.category for h, _, _ in found}
         found += [hit for cat in self.categories if cat.across and cat.id not in seen
                   and (hit := self._across_hit(cat, bare, calmed))]
@@ -359,7 +362,7 @@ class SafetyRules:
         seen = {h.category for h, _, _ in found}
         for cat in self.categories:
             if LEVELS.index(cat.level) < best and cat.id not in seen:
-                if gated := self._rule_hit(cat, bare, calmed, vetoed, calm, confirm=True):
+                if gated := self._rule_hit(cat, bare, calmed, holding, vetoed, calm, confirm=True):
                     pending.append((gated[0], clauses[gated[1]]))
         # A calm context qualifies its own story ("collapsed at dinner, she's fine now"), not a statement in the
         # present after it ("he had a stroke years ago, his face is drooping again"): that is read again below
@@ -529,11 +532,13 @@ class SafetyRules:
                 clause = pattern.sub(blank, clause)
         return clause
 
-    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None], vetoed: set[str],
-                  calm_vetoed: set[str], confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
+    def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None],
+                  holding: list[tuple[set[int], bool]], vetoed: set[str], calm_vetoed: set[str],
+                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
         """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
-        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it. Adds the
+        context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it; ``holding``:
+        per clause, the parts a held calm context is in and whether it dates its story (:func:`_calm_holds`). Adds the
         categories it finds vetoed or negated to ``vetoed``, and those a calm context vetoes to ``calm_vetoed``."""
         patterns = cat.confirm if confirm else cat.patterns
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
@@ -546,12 +551,12 @@ class SafetyRules:
             veto_at = _first(cat.unless, clause)
             # "Now" in a calm clause, or a turn after a veto, puts the clause in the present.
             held = not _TURN.search(clause, veto_at) if veto_at is not None else calm and not calmed[i]
-            parts, dated = set(), False  # the parts of the clause that hold a calm context (:data:`_PARTS`)
+            parts, dated = set(), False
             if held:  # vetoed here: the meaning check must not pin it back either
                 (vetoed if veto_at is not None else calm_vetoed).add(cat.id)
-                if veto_at is not None or not (parts := _calm_parts(self.calm, clause)):
+                parts, dated = holding[i]
+                if veto_at is not None or not parts:
                     continue
-                dated = _dates(self.calm, clause)
             for pattern in patterns:
                 for m in pattern.finditer(clause):
                     if parts and _calm_holds(clause, m.start(), parts, dated):
