@@ -16,6 +16,9 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    attack? his face is grey" ask the model about what follows.
    A category's ``harmless`` phrases ("fell off the wagon", "chest day") are blanked out before
    matching: they silence their own words only (for every category), so the rest of the clause is still read.
+   A category's ``topic`` patterns are the words that name a crisis ("self-harm", "suicidal", "want to die"),
+   said of the past, of others and in jokes as often as in one: their pin stands unless the reader (below) is
+   sure the message is not urgent (:meth:`SafetyRules._reader_vetoes`).
    ``confirm`` patterns are words with common harmless senses ("collapsed posture", "passed out
    flyers", "the boss gave me a heart attack"): they pin only when the learned model (below) also
    finds the message more likely urgent than not; without a usable model they pin like any rule.
@@ -28,7 +31,7 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    the rules file has one, the embedding model fine-tuned on the labelled set (:mod:`qa.reader`,
    ``safety.reader.safetensors``). Either pins on its own at its threshold when nothing else did (the reader
    only where the linear model finds the message at least ``READER_GATE`` urgent); a ``confirm`` word asks
-   the linear model only (the reader adds pins, never takes one away).
+   the linear model only. The reader takes a pin away only from a ``topic`` word, and only when it is sure.
 
 When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned.
 """
@@ -51,7 +54,7 @@ from .corpus import read_text
 from .io import atomic_write_bytes
 from .textnorm import SpellFixer, clean, words
 from .reader import SafetyReader, reader_path
-from .urgency import UrgencyModel, model_path
+from .urgency import NOT_URGENT, UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +191,10 @@ class Category:
     #: Patterns read across the sentences of a message, not clause by clause: a crisis told in short
     #: sentences ("motorway bridge by junction 14. I've been here since 10. trying to work up the nerve").
     across: list[re.Pattern] = field(default_factory=list)
+    #: Words that name the subject ("self-harm", "suicidal", "want to die"): said of the past, of someone else, in
+    #: questions and jokes as often as in a crisis. Read after ``patterns``; their pin stands unless the fine-tuned
+    #: reader finds the message at most ``reader_veto`` urgent (:meth:`SafetyRules._reader_vetoes`).
+    topic: list[re.Pattern] = field(default_factory=list)
 
 
 @dataclass
@@ -204,6 +211,7 @@ class SafetyRules:
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
+    reader_veto: float = 0.02  # P(urgent) from the reader at or below which a ``topic`` pattern does not pin
     fingerprint: str = ""
     path: str = ""
     _fixer: SpellFixer | None = field(default=None, repr=False)
@@ -248,6 +256,7 @@ class SafetyRules:
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
+            reader_veto=float(settings.get("reader_veto", 0.02)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=str(path),
             urgency=UrgencyModel.load(model_path(path)) if model_path(path).exists() else None,
@@ -307,7 +316,8 @@ class SafetyRules:
         for ex in [*self.benign_examples, *(ex for cat in self.categories for ex in cat.examples)]:
             vocab.update(words(ex))
         for pat in [*self.calm, *self.doubt, *(pat for cat in self.categories
-                                               for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless, *cat.across])]:
+                                               for pat in [*cat.patterns, *cat.confirm, *cat.unless, *cat.harmless, *cat.across,
+                                                           *cat.topic])]:
             vocab.update(re.findall(r"[a-z]{4,}", _ESCAPES.sub(" ", pat.pattern)))  # not "bwork" from "\\bwork"
         self._fixer = SpellFixer(vocab, known_words)
 
@@ -368,13 +378,17 @@ class SafetyRules:
         # present after it ("he had a stroke years ago, his face is drooping again"): that is read again below
         # without its veto (:func:`_calm_holds` for the rules).
         after = self._after_calm(clauses, calmed) if calm else None
-        negated = vetoed | calm | blanked  # what the meaning checks skip
         encoded = None
         if pending:
             encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
             # a harmless phrase elsewhere in the message is no veto here
             hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed | calm,
                                     after=after and (*after, vetoed))
+        # A pin on the words of the subject alone ("self-harm", "suicidal"): the reader may find it not urgent.
+        if (topical := {h.category for h in hits if h.reason.startswith("topic:")}) and self._reader_vetoes(text, clauses):
+            hits = [h for h in hits if h.category not in topical or not h.reason.startswith("topic:")]
+            vetoed |= topical
+        negated = vetoed | calm | blanked  # what the meaning checks skip
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
@@ -394,6 +408,18 @@ class SafetyRules:
             return None
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
+
+    def _reader_vetoes(self, text: str, clauses: list[str]) -> bool:
+        """Whether the fine-tuned reader finds the message, and each of its clauses, at most ``reader_veto``
+        urgent in every category: what a ``topic`` pattern's pin must not contradict. Only a reader this sure
+        vetoes: on the session-21 reviews no urgent message a ``topic`` pattern pinned had 0.02 or less, while
+        the harmless ones it pinned often had ("used to self harm as a teen, 10 years clean"). False without
+        a reader."""
+        if self.urgency is None or self.urgency.reader is None:
+            return False
+        p = self.urgency.reader.probabilities(_row_texts(text, clauses))
+        urgent = 1.0 - p[:, self.urgency.reader.classes.index(NOT_URGENT)]
+        return float(urgent.max()) <= self.reader_veto
 
     def _after_calm(self, clauses: list[str], calmed: list[bool | None]) -> tuple[int, str | None, bool] | None:
         """Where the last calm context that holds is: its clause's index, the rest of that clause after the calm
@@ -540,7 +566,7 @@ class SafetyRules:
         context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it; ``holding``:
         per clause, the parts a held calm context is in and whether it dates its story (:func:`_calm_holds`). Adds the
         categories it finds vetoed or negated to ``vetoed``, and those a calm context vetoes to ``calm_vetoed``."""
-        patterns = cat.confirm if confirm else cat.patterns
+        patterns = cat.confirm if confirm else cat.patterns + cat.topic
         if not patterns:  # most categories have no confirm patterns: no clause scan for them
             return None
         doubtful = None
@@ -564,7 +590,8 @@ class SafetyRules:
                     if _negated(clause, m.start()) or _denied(clauses, i, m):
                         vetoed.add(cat.id)
                         continue
-                    hit = self._hit(cat, f"{'confirm' if confirm else 'rule'}: {pattern.pattern}")
+                    kind = "confirm" if confirm else "rule" if pattern not in cat.topic else "topic"
+                    hit = self._hit(cat, f"{kind}: {pattern.pattern}")
                     if confirm or not (calm or veto_at is not None or _first(self.doubt, clause) is not None):
                         return hit, i, False
                     doubtful = doubtful or (hit, i, True)  # a later clause may still match plainly
@@ -854,6 +881,7 @@ def _category(path: Path, item, line: int | None, names: dict[str, str]) -> Cate
         confirm=_compile(path, where, item.get("confirm"), line, names),
         harmless=_compile(path, where, item.get("harmless"), line, names),
         across=_compile(path, where, item.get("across"), line, names),
+        topic=_compile(path, where, item.get("topic"), line, names),
     )
 
 

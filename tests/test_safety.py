@@ -7,6 +7,9 @@ corpus/eval is scored in test_retrieval.py and by `qa eval`.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
 from qa.errors import CorpusError
@@ -700,3 +703,44 @@ def test_an_across_match_beside_a_lifted_veto_asks_the_model(tmp_path):
     text = "on the bridge for a photo, my dad is trying to work up the nerve"
     found = rules._across_hit(rules.categories[0], rules._clauses(text), [None])
     assert found is not None and found[2] is True
+
+
+class _Reader:
+    """A stand-in for the fine-tuned reader: the same P(urgent) for every text."""
+
+    classes = ["", "a"]
+
+    def __init__(self, urgent: float):
+        self.urgent = urgent
+
+    def probabilities(self, texts):
+        return np.array([[1.0 - self.urgent, self.urgent]] * len(texts), np.float32)
+
+
+def test_a_topic_word_pins_unless_the_reader_is_sure_the_message_is_not_urgent(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("semantic:\n  reader_veto: 0.02\ncategories:\n  - id: a\n    level: crisis\n    title: T\n    message: M\n"
+                    "    patterns:\n      - (rope|cable) is tied to the banister\n    topic:\n      - self[- ]?harm\\w*\n",
+                    encoding="utf-8")
+    rules = SafetyRules.load(path)
+    past = "used to self harm as a teen, ten years clean"
+    hit = rules.check(past)  # without a reader a topic word pins like any pattern
+    assert hit is not None and hit.reason.startswith("topic:")
+    rules.urgency = SimpleNamespace(reader=_Reader(0.01))
+    assert rules.check(past) is None
+    # the means at hand are a plain pattern: the reader does not veto them
+    assert rules.check("the cable is tied to the banister, I used to self harm") is not None
+    rules.urgency = SimpleNamespace(reader=_Reader(0.03))
+    assert rules.check(past) is not None
+
+
+@pytest.mark.parametrize("text, urgent", [
+    ("Watched a documentary about self-harm in teenagers for my psych module, it was really eye-opening.", False),
+    ("my teenage son searched for suicide methods on his laptop", True),  # a plan, not only the word: kept a pattern
+    ("what are the warning signs that someone is suicidal? doing a mental health first aid course", False),
+    ("I'm self harming right now and the cut won't stop bleeding", True),
+    ("used to be suicidal years ago, tonight I have the pills counted out on the table", True),
+])
+def test_the_reader_tells_a_crisis_from_talk_about_one(bot, text, urgent):
+    hit = bot.ask(text).safety
+    assert (hit is not None) == urgent, (text, hit)
