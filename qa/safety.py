@@ -54,7 +54,7 @@ from .corpus import read_text
 from .io import atomic_write_bytes
 from .textnorm import SpellFixer, clean, words
 from .reader import SafetyReader, reader_path
-from .urgency import NOT_URGENT, UrgencyModel, model_path
+from .urgency import NOT_URGENT, READER_GATE, UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ _OLD = re.compile(r"\b(ago|back|last|as a|when (i|he|she|they|we) (was|were)|use
 _GENERAL = re.compile(r"((say|imagine|suppose|supposing|let's say|lets say|if|when|what if) )?(someone|somebody|a person"
                       r"|a man|a woman|a patient|a casualty|people|you|the (patient|casualty|person|victim))\b"
                       r"|(\w+ ){0,4}(said|told (us|me)|taught (us|me)|explained|mentioned|warned)\b")
+#: The reader's P(crisis) of the whole message below which none of its clauses alone pins a crisis
+#: (:meth:`SafetyRules._crisis_read`): out of context "you'd think stopping would help" reads as despair.
+CRISIS_WHOLE = 0.5
 #: A clause this short that a ``confirm`` pattern matched in is also read on its own ("Dad collapsed.").
 BARE_WORDS = 5
 #: A clause that says the trouble is happening now: a calm context there asks the model instead of vetoing.
@@ -212,6 +215,11 @@ class SafetyRules:
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
     reader_veto: float = 0.02  # P(urgent) from the reader at or below which a ``topic`` pattern does not pin
+    #: ``crisis_reads``: categories the reader's probabilities are summed over for a crisis (a deliberate overdose is
+    #: split between self-harm and overdose), the crisis first; it pins their sum at ``crisis_pin`` when nothing
+    #: else pinned (:meth:`SafetyRules._crisis_read`). Empty: off.
+    crisis_reads: tuple[str, ...] = ()
+    crisis_pin: float = 0.95
     fingerprint: str = ""
     path: str = ""
     _fixer: SpellFixer | None = field(default=None, repr=False)
@@ -257,6 +265,8 @@ class SafetyRules:
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
             reader_veto=float(settings.get("reader_veto", 0.02)),
+            crisis_reads=_crisis_reads(path, root, settings, categories),
+            crisis_pin=float(settings.get("crisis_pin", 0.95)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             path=str(path),
             urgency=UrgencyModel.load(model_path(path)) if model_path(path).exists() else None,
@@ -396,6 +406,7 @@ class SafetyRules:
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
             hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
+            hit = hit or self._crisis_read(encoded, _row_texts(text, clauses), vetoed | blanked)
             if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3
                                                and _present(c, after[2])]):
                 hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare))
@@ -408,6 +419,35 @@ class SafetyRules:
             return None
         hits.sort(key=lambda h: LEVELS.index(h.level))
         return hits[0]
+
+    def _crisis_read(self, encoded: np.ndarray, texts: list[str], vetoed: set[str]) -> SafetyHit | None:
+        """The reader's pin of a crisis at ``crisis_pin``, lower than its usual threshold: the sum of its
+        probabilities over ``crisis_reads`` for the most urgent of ``texts`` (the rows ``encoded``), pinned as the
+        likelier category. A calm context never vetoes a crisis, so only a rule's veto of the crisis (a negation,
+        an ``unless``, a harmless phrase, a ``topic`` word the reader vetoed) stops it; the other categories count
+        unless a rule vetoed them. Asked, like the reader's own pins, only where the linear model finds the
+        message at least ``READER_GATE`` urgent, and a clause pins only if the whole message reads at least
+        :data:`CRISIS_WHOLE` a crisis: read alone, "i also don't want to waste the gp's time." is one.
+        Session 21: on the reviews its reads of 0.95-0.99 were about 40 emergencies that nothing pinned ("I've
+        written the notes and I'm doing it tonight", "took a whole strip of my nan's heart tablets on purpose")
+        against 9 harmless messages ("I'd rather die than do burpees")."""
+        urgency = self.urgency
+        if not self.crisis_reads or self.crisis_reads[0] in vetoed or urgency is None or urgency.reader is None:
+            return None
+        if urgency.urgency(encoded, skip=self._model_skip) < READER_GATE:
+            return None
+        reader = urgency.reader
+        cats = [c for c in self.crisis_reads if c not in vetoed and c in reader.classes]
+        if not cats:
+            return None
+        p = reader.probabilities(texts)[:, [reader.classes.index(c) for c in cats]]
+        row = int(np.argmax(p.sum(axis=1)))
+        total = float(p[row].sum())
+        if total < self.crisis_pin or float(p[0].sum()) < CRISIS_WHOLE:
+            return None
+        cat = next(c for c in self.categories if c.id == cats[int(np.argmax(p[row]))])
+        # no ``probability``: it is not the linear model's pin, whose threshold `qa tune` chooses from them
+        return self._hit(cat, f"reader: P(crisis) {total:.2f}")
 
     def _reader_vetoes(self, text: str, clauses: list[str]) -> bool:
         """Whether the fine-tuned reader finds the message, and each of its clauses, at most ``reader_veto``
@@ -849,6 +889,22 @@ def _cached_vectors(encoder, texts: list[str], cache_dir: Path | None) -> np.nda
     except OSError as exc:
         logger.warning("%s: cannot cache the safety example vectors (%s)", path, exc)
     return vectors
+
+
+def _crisis_reads(path: Path, root: yaml.Node, settings: dict, categories: list[Category]) -> tuple[str, ...]:
+    """``semantic.crisis_reads``: a list of category ids, the first a crisis; errors name the file and line."""
+    raw = settings.get("crisis_reads")
+    if raw is None:
+        return ()
+    node = _value_node(root, "semantic")
+    key = next((k for k, _ in node.value if k.value == "crisis_reads"), None) if isinstance(node, yaml.MappingNode) else None
+    line = key.start_mark.line + 1 if key else None
+    ids = {c.id: c for c in categories}
+    if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x in ids for x in raw):
+        raise CorpusError(path, f"semantic: crisis_reads must be a list of category ids (known: {', '.join(ids)})", line)
+    if ids[raw[0]].level != "crisis":
+        raise CorpusError(path, f"semantic: crisis_reads must start with a crisis category, not {raw[0]!r}", line)
+    return tuple(raw)
 
 
 def _value_node(root: yaml.Node, key: str) -> yaml.Node | None:

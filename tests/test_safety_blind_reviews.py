@@ -15,7 +15,10 @@ session 20, when a calm context stopped reaching forward, 201 pin). Session 20 a
 360 messages each, written the same way; six of them put a history, an earlier episode, a question, a hedge or
 prevention beside the alarming words, where calm contexts act), each measured once before it was read; review 31
 (session20_review31.tsv), all self-harm, with the same framing; and a code review of the calm-context change
-(session20_code_review.tsv, 240 messages a helper wrote against its regexes). Every line is a test: `urgent` must pin, `harmless` must not.
+(session20_code_review.tsv, 240 messages a helper wrote against its regexes). Session 21 added eight
+(session21_review32-39.tsv): five all self-harm (32 and 39 framed like 31; 33, 35 and 37 half framed, half plain,
+in the indirect words people use), one of falls and injuries with the same framing (34) and two general (36, 38);
+35-39 were measured before they were read (README, "Session 21"). Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
