@@ -372,6 +372,16 @@ class SafetyRules:
                    for c, k in zip(bare, calmed)]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, holding, vetoed, calm))]
         seen = {h.category for h, _, _ in found}
+        # The words of the subject alone ("self-harm", "suicidal"), where no other pattern of the category matched in
+        # any clause: the reader may find the message not urgent. Vetoed, the category's `across` and `confirm`
+        # patterns are still read ("I used to self harm. the cable is tied to the banister").
+        topical = [hit for cat in self.categories if cat.topic and cat.id not in seen
+                   and (hit := self._rule_hit(cat, bare, calmed, holding, vetoed, calm, topic=True))]
+        if topical and self._reader_vetoes(text, clauses):
+            vetoed |= {h.category for h, _, _ in topical}
+        else:
+            found += topical
+            seen |= {h.category for h, _, _ in topical}
         found += [hit for cat in self.categories if cat.across and cat.id not in seen
                   and (hit := self._across_hit(cat, bare, calmed))]
         hits = [h for h, _, doubtful in found if not doubtful]
@@ -394,10 +404,6 @@ class SafetyRules:
             # a harmless phrase elsewhere in the message is no veto here
             hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed | calm,
                                     after=after and (*after, vetoed))
-        # A pin on the words of the subject alone ("self-harm", "suicidal"): the reader may find it not urgent.
-        if (topical := {h.category for h in hits if h.reason.startswith("topic:")}) and self._reader_vetoes(text, clauses):
-            hits = [h for h in hits if h.category not in topical or not h.reason.startswith("topic:")]
-            vetoed |= topical
         negated = vetoed | calm | blanked  # what the meaning checks skip
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
@@ -600,14 +606,15 @@ class SafetyRules:
 
     def _rule_hit(self, cat: Category, clauses: list[str], calmed: list[bool | None],
                   holding: list[tuple[set[int], bool]], vetoed: set[str], calm_vetoed: set[str],
-                  confirm: bool = False) -> tuple[SafetyHit, int, bool] | None:
-        """The category's first pattern match (``confirm`` patterns instead, if asked), the index of its
+                  confirm: bool = False, topic: bool = False) -> tuple[SafetyHit, int, bool] | None:
+        """The category's first pattern match (``confirm`` or ``topic`` patterns instead, if asked), the index of its
         clause, and whether it needs the model's agreement (a plain pattern in a clause with a doubt
         context). ``calmed``: per clause, None without a calm context, else whether "now" lifts it; ``holding``:
         per clause, the parts a held calm context is in and whether it dates its story (:func:`_calm_holds`). Adds the
         categories it finds vetoed or negated to ``vetoed``, and those a calm context vetoes to ``calm_vetoed``."""
-        patterns = cat.confirm if confirm else cat.patterns + cat.topic
-        if not patterns:  # most categories have no confirm patterns: no clause scan for them
+        kind = "confirm" if confirm else "topic" if topic else "rule"
+        patterns = cat.confirm if confirm else cat.topic if topic else cat.patterns
+        if not patterns:  # most categories have no confirm or topic patterns: no clause scan for them
             return None
         doubtful = None
         for i, clause in enumerate(clauses):
@@ -630,7 +637,6 @@ class SafetyRules:
                     if _negated(clause, m.start()) or _denied(clauses, i, m):
                         vetoed.add(cat.id)
                         continue
-                    kind = "confirm" if confirm else "rule" if pattern not in cat.topic else "topic"
                     hit = self._hit(cat, f"{kind}: {pattern.pattern}")
                     if confirm or not (calm or veto_at is not None or _first(self.doubt, clause) is not None):
                         return hit, i, False

@@ -731,6 +731,8 @@ def test_a_topic_word_pins_unless_the_reader_is_sure_the_message_is_not_urgent(t
     assert rules.check(past) is None
     # the means at hand are a plain pattern: the reader does not veto them
     assert rules.check("the cable is tied to the banister, I used to self harm") is not None
+    # ... nor in a later sentence than the topic word
+    assert rules.check("I used to self harm. the cable is tied to the banister") is not None
     rules.urgency = SimpleNamespace(reader=_Reader(0.03))
     assert rules.check(past) is not None
 
