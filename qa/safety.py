@@ -26,12 +26,15 @@ Three detectors, driven by the human-editable rules file (``corpus/safety.yaml``
    category's example sentences by embedding. It fires when it is close to an
    urgent example and clearly closer to it than to any benign example (the benign
    list plus every FAQ question), which catches indirect phrasing ("felt something
-   rip between my shoulder blades") without firing on FAQ questions.
+   rip between my shoulder blades") without firing on FAQ questions. Its pin, like a ``topic`` word's, stands
+   unless the reader is sure the message is not urgent: closeness in meaning is the weakest evidence the
+   check has ("what does a 'tearing' back pain mean in general? not me" is close to "sudden tearing pain").
 3. **Learned**: a linear model over the same vectors (:mod:`qa.urgency`, ``safety.model.json``) and, when
    the rules file has one, the embedding model fine-tuned on the labelled set (:mod:`qa.reader`,
    ``safety.reader.safetensors``). Either pins on its own at its threshold when nothing else did (the reader
    only where the linear model finds the message at least ``READER_GATE`` urgent); a ``confirm`` word asks
-   the linear model only. The reader takes a pin away only from a ``topic`` word, and only when it is sure.
+   the linear model only. The reader takes a pin away only from a ``topic`` word or an example's closeness, and
+   only when it is sure.
 
 When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned.
 """
@@ -41,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -214,7 +218,8 @@ class SafetyRules:
     similarity: float = 0.6  # an urgent example at least this close ...
     margin: float = 0.05  # ... and this much closer than any benign one
     confirm: float = 0.5  # P(urgent) from the learned model at which a ``confirm`` pattern pins
-    reader_veto: float = 0.02  # P(urgent) from the reader at or below which a ``topic`` pattern does not pin
+    #: P(urgent) from the reader at or below which a ``topic`` pattern or an urgent example's closeness does not pin
+    reader_veto: float = 0.1
     #: ``crisis_reads``: categories the reader's probabilities are summed over for a crisis (a deliberate overdose is
     #: split between self-harm and overdose), the crisis first; it pins their sum at ``crisis_pin`` when nothing
     #: else pinned (:meth:`SafetyRules._crisis_read`). Empty: off.
@@ -264,7 +269,7 @@ class SafetyRules:
             similarity=float(settings.get("similarity", 0.6)),
             margin=float(settings.get("margin", 0.05)),
             confirm=float(settings.get("confirm", 0.5)),
-            reader_veto=float(settings.get("reader_veto", 0.02)),
+            reader_veto=float(settings.get("reader_veto", 0.1)),
             crisis_reads=_crisis_reads(path, root, settings, categories),
             crisis_pin=float(settings.get("crisis_pin", 0.95)),
             fingerprint=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -405,21 +410,25 @@ class SafetyRules:
             hits += self._confirmed(pending, encoded, encode, text, clauses, vetoed | calm,
                                     after=after and (*after, vetoed))
         negated = vetoed | calm | blanked  # what the meaning checks skip
+        # asked only when an example's closeness would pin: the reader's forward pass is not paid on every message
+        sure = functools.partial(self._reader_vetoes, text, clauses)
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
-            hit = self._example_hit(encoded, negated)
+            hit = self._example_hit(encoded, negated, sure)
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
             hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
             hit = hit or self._crisis_read(encoded, _row_texts(text, clauses), vetoed | blanked)
             if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3
                                                and _present(c, after[2])]):
-                hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare))
+                hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare),
+                                               sure)
             if hit:
                 hits.append(hit)
         if not hits and encode is not None and self._urgent_vecs is not None and blanked - vetoed - calm:
-            if hit := self._beside_harmless(clauses, bare, blanked - vetoed - calm, encode, encoded, vetoed | calm):
+            if hit := self._beside_harmless(clauses, bare, blanked - vetoed - calm, encode, encoded, vetoed | calm,
+                                            sure):
                 hits.append(hit)
         if not hits:
             return None
@@ -457,10 +466,13 @@ class SafetyRules:
 
     def _reader_vetoes(self, text: str, clauses: list[str]) -> bool:
         """Whether the fine-tuned reader finds the message, and each of its clauses, at most ``reader_veto``
-        urgent in every category: what a ``topic`` pattern's pin must not contradict. Only a reader this sure
-        vetoes: on the session-21 reviews no urgent message a ``topic`` pattern pinned had 0.02 or less, while
-        the harmless ones it pinned often had ("used to self harm as a teen, 10 years clean"). False without
-        a reader."""
+        urgent in every category: what a ``topic`` pattern's pin, or an urgent example's closeness, must not
+        contradict. Only a reader this sure vetoes. Session 22, on reviews 1-39 and the tuning part: the urgent
+        messages a ``topic`` pattern pinned had at least 0.39 (309 of them), those an example pinned at least 0.08
+        (99; at 0.1 or less the linear model pins them instead), while 182 of the 554 harmless ones a ``topic``
+        pattern pinned had less than 0.1 ("used to self harm as a teen, 10 years clean"), and 36 of the 80 an
+        example pinned ("what does a 'tearing' back pain mean in general? not me"). The rules' own pins never
+        ask it: it gives "my dad has no pulse, i'm doing cpr now" 0.03. False without a reader."""
         if self.urgency is None or self.urgency.reader is None:
             return False
         p = self.urgency.reader.probabilities(_row_texts(text, clauses))
@@ -480,14 +492,14 @@ class SafetyRules:
         return held[-1], tail, _dates(self.calm, clause)
 
     def _meaning_after_calm(self, rest: list[str], clauses: list[str], encoded: np.ndarray, encode,
-                            negated: set[str], story: bool) -> SafetyHit | None:
+                            negated: set[str], story: bool, sure=None) -> SafetyHit | None:
         """The meaning checks of the clauses after the last calm one (``rest``), each on its own and without the
         calm context's veto: "He had a stroke years ago. His face is drooping again." In a story the model must
         agree with an example's pin, as for the whole message. (The rest of the calm clause itself is left to the
         rules: read alone, a fragment like "my back hurts from the seats" after "dying of boredom in this
         lecture" is too close to an urgent example.)"""
         rows = _rows(rest, clauses, encoded, encode)
-        hit = self._example_hit(rows, negated)
+        hit = self._example_hit(rows, negated, sure)
         if hit and story and self.urgency is not None and \
                 self.urgency.urgency(rows, skip=negated | self._model_skip) < self.confirm:
             hit = None
@@ -562,7 +574,7 @@ class SafetyRules:
         return self.urgency.urgency(rows, skip=skip)
 
     def _beside_harmless(self, clauses: list[str], bare: list[str], categories: set[str], encode,
-                         encoded: np.ndarray, vetoed: set[str]) -> SafetyHit | None:
+                         encoded: np.ndarray, vetoed: set[str], sure=None) -> SafetyHit | None:
         """The meaning check of a harmless phrase's own category on what the message says beside it: "we did
         suicide drills at practice and nobody would notice if I was gone" is read as "we did ~ at practice and
         ...", and "my posture has collapsed. This morning I woke up on the bathroom floor" clause by clause, the
@@ -577,7 +589,7 @@ class SafetyRules:
         for cat in self.categories:
             if cat.id in categories:
                 others = {c.id for c in self.categories} - {cat.id}
-                if hit := self._example_hit(rows, others):
+                if hit := self._example_hit(rows, others, sure):
                     return hit
         hit = self._model_hit(rows, texts, vetoed)
         return hit if hit is not None and hit.category in categories else None
@@ -702,7 +714,9 @@ class SafetyRules:
         cat = next(c for c in self.categories if c.id == found[0])  # classes the rules lack are skipped
         return self._hit(cat, f"{source}: P(urgent) {found[1]:.2f}", probability=found[1])
 
-    def _example_hit(self, encoded: np.ndarray, negated: set[str]) -> SafetyHit | None:
+    def _example_hit(self, encoded: np.ndarray, negated: set[str], sure=None) -> SafetyHit | None:
+        """The pin of the urgent example closest to a row of ``encoded`` (and clearly closer than any benign
+        example), unless ``sure()`` (the reader's veto, :meth:`_reader_vetoes`) says the message is not urgent."""
         if not len(self._urgent_vecs):
             return None
         urgent = encoded @ self._urgent_vecs.T  # (message + pieces, examples)
@@ -728,6 +742,8 @@ class SafetyRules:
             benign = dict.fromkeys(judged, 0.0)
         for piece, ex, sim, cat in candidates:
             if sim - benign[piece] >= self.margin:
+                if sure is not None and sure():
+                    return None
                 return self._hit(cat, f"similar to: {cat.examples[self._example_index(ex)]} ({sim:.2f})")
         return None
 

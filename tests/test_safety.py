@@ -738,6 +738,23 @@ def test_a_topic_word_pins_unless_the_reader_is_sure_the_message_is_not_urgent(t
 
 
 @pytest.mark.parametrize("text, urgent", [
+    # tuning part, benign: close to "the pain is unbearable and I can't move"; the reader: 0.03 at most
+    ("Curious: can heart disease show up as pain between the shoulder blades? I have no pain at all, I'm writing a "
+     "health quiz for my class.", False),
+    # session-19 calm probe, urgent: close to "my husband is having a seizure"; the reader: 0.77 for the second sentence
+    ("First aid for a seizure? He's still shaking after 7 minutes.", True),
+])
+def test_the_reader_vetoes_a_pin_for_closeness_only_when_sure(bot, monkeypatch, text, urgent):
+    rules = bot.rules
+    monkeypatch.setattr(rules, "reader_veto", -1.0)  # no veto: closeness to an example pins both
+    hit = rules.check(text, encode=bot.encoder.encode)
+    assert hit is not None and hit.reason.startswith("similar to:"), hit
+    monkeypatch.undo()
+    hit = rules.check(text, encode=bot.encoder.encode)
+    assert (hit is not None) == urgent, (text, hit)
+
+
+@pytest.mark.parametrize("text, urgent", [
     ("Watched a documentary about self-harm in teenagers for my psych module, it was really eye-opening.", False),
     ("my teenage son searched for suicide methods on his laptop", True),  # a plan, not only the word: kept a pattern
     ("what are the warning signs that someone is suicidal? doing a mental health first aid course", False),
