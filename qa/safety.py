@@ -799,11 +799,12 @@ def _negated(clause: str, start: int) -> bool:
 
 def _ends_reach(word: str, after: str) -> bool:
     """Whether a negation before ``word`` stops at it: "and/so/then", a closing parenthesis ("(no warning) just
-    collapsed"), or a dash or an answer "no," when a new subject follows it (``after``)."""
+    collapsed"), or a dash, a comma or an answer "no," when a new subject follows it (``after``)."""
     if word.strip(",.") in _SCOPE_ENDS or word.endswith(")"):
         return True
     answer = word[-1] in ",.!:" and word.rstrip(",.!:") in _ANSWERS
-    return after in _SUBJECTS and (word in _BREAKS or answer)
+    # a comma before a new subject: "isn't responding, his lips look blue" (session 22)
+    return after in _SUBJECTS and (word in _BREAKS or answer or word.endswith(","))
 
 
 def _denied(clauses: list[str], i: int, m: re.Match) -> bool:

@@ -133,6 +133,12 @@ def test_a_negation_stops_at_the_person_after_a_verb_of_knowing(bot, text):
     assert bot.ask(text).safety is not None
 
 
+@pytest.mark.parametrize("text", ["he isn't talking much, his lips look a bit blue",
+                                  "not sure, my chest feels crushed and heavy"])
+def test_a_negation_stops_at_a_comma_before_a_new_subject(bot, text):
+    assert bot.ask(text).safety is not None
+
+
 @pytest.mark.parametrize("text", ["I don't think I blacked out, I just stood up too fast",
                                   "it's not my chest pain that worries me, it's the knot under my shoulder blade"])
 def test_a_negation_still_reaches_past_other_subjects(bot, text):
