@@ -41,10 +41,10 @@ When in doubt the rules pin: a hypothetical "what if I get chest pain" is pinned
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
-import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -377,12 +377,13 @@ class SafetyRules:
                    for c, k in zip(bare, calmed)]
         found = [hit for cat in self.categories if (hit := self._rule_hit(cat, bare, calmed, holding, vetoed, calm))]
         seen = {h.category for h, _, _ in found}
+        texts = _row_texts(text, clauses)  # what the learned models read: the message, then its clauses
         # The words of the subject alone ("self-harm", "suicidal"), where no other pattern of the category matched in
         # any clause: the reader may find the message not urgent. Vetoed, the category's `across` and `confirm`
         # patterns are still read ("I used to self harm. the cable is tied to the banister").
         topical = [hit for cat in self.categories if cat.topic and cat.id not in seen
                    and (hit := self._rule_hit(cat, bare, calmed, holding, vetoed, calm, topic=True))]
-        if topical and self._reader_vetoes(text, clauses):
+        if topical and self._reader_vetoes(texts):
             vetoed |= {h.category for h, _, _ in topical}
         else:
             found += topical
@@ -411,15 +412,15 @@ class SafetyRules:
                                     after=after and (*after, vetoed))
         negated = vetoed | calm | blanked  # what the meaning checks skip
         # asked only when an example's closeness would pin: the reader's forward pass is not paid on every message
-        sure = functools.partial(self._reader_vetoes, text, clauses)
+        sure = functools.partial(self._reader_vetoes, texts)
         if not hits and encode is not None and self._urgent_vecs is not None:
             if encoded is None:
                 encoded = self._encoded(text, clauses, encode, text_vector, piece_vectors)
             hit = self._example_hit(encoded, negated, sure)
             if hit and self._in_a_story(bare) and not self._agreed(encoded, text, negated):
                 hit = None  # "heard on a podcast about tearing back pain": like a rule there, ask the model
-            hit = hit or self._model_hit(encoded, _row_texts(text, clauses), negated)
-            hit = hit or self._crisis_read(encoded, _row_texts(text, clauses), vetoed | blanked)
+            hit = hit or self._model_hit(encoded, texts, negated)
+            hit = hit or self._crisis_read(encoded, texts, vetoed | blanked)
             if not hit and after and (rest := [c for c in clauses[after[0] + 1:] if len(words(c)) >= 3
                                                and _present(c, after[2])]):
                 hit = self._meaning_after_calm(rest, clauses, encoded, encode, vetoed | blanked, self._in_a_story(bare),
@@ -464,9 +465,9 @@ class SafetyRules:
         # no ``probability``: it is not the linear model's pin, whose threshold `qa tune` chooses from them
         return self._hit(cat, f"reader: P(crisis) {total:.2f}")
 
-    def _reader_vetoes(self, text: str, clauses: list[str]) -> bool:
-        """Whether the fine-tuned reader finds the message, and each of its clauses, at most ``reader_veto``
-        urgent in every category: what a ``topic`` pattern's pin, or an urgent example's closeness, must not
+    def _reader_vetoes(self, texts: list[str]) -> bool:
+        """Whether the fine-tuned reader finds each of ``texts`` (the message and its clauses, :func:`_row_texts`) at
+        most ``reader_veto`` urgent in every category: what a ``topic`` pattern's pin, or an urgent example's closeness, must not
         contradict. Only a reader this sure vetoes. Session 22, on reviews 1-39 and the tuning part: the urgent
         messages a ``topic`` pattern pinned had at least 0.39 (309 of them), those an example pinned at least 0.08
         (99; at 0.1 or less the linear model pins them instead), while 182 of the 554 harmless ones a ``topic``
@@ -475,7 +476,7 @@ class SafetyRules:
         ask it: it gives "my dad has no pulse, i'm doing cpr now" 0.03. False without a reader."""
         if self.urgency is None or self.urgency.reader is None:
             return False
-        p = self.urgency.reader.probabilities(_row_texts(text, clauses))
+        p = self.urgency.reader.probabilities(texts)
         urgent = 1.0 - p[:, self.urgency.reader.classes.index(NOT_URGENT)]
         return float(urgent.max()) <= self.reader_veto
 
@@ -919,9 +920,8 @@ def _crisis_reads(path: Path, root: yaml.Node, settings: dict, categories: list[
     raw = settings.get("crisis_reads")
     if raw is None:
         return ()
-    node = _value_node(root, "semantic")
-    key = next((k for k, _ in node.value if k.value == "crisis_reads"), None) if isinstance(node, yaml.MappingNode) else None
-    line = key.start_mark.line + 1 if key else None
+    node = _value_node(_value_node(root, "semantic"), "crisis_reads")
+    line = node.start_mark.line + 1 if node is not None else None
     ids = {c.id: c for c in categories}
     if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x in ids for x in raw):
         raise CorpusError(path, f"semantic: crisis_reads must be a list of category ids (known: {', '.join(ids)})", line)
@@ -931,7 +931,8 @@ def _crisis_reads(path: Path, root: yaml.Node, settings: dict, categories: list[
 
 
 def _value_node(root: yaml.Node, key: str) -> yaml.Node | None:
-    """The node under a top-level key of the rules file (for line numbers)."""
+    """The node under a key of a mapping node, such as the rules file's top level (for line numbers); None if
+    ``root`` is not a mapping or lacks the key."""
     if isinstance(root, yaml.MappingNode):
         return next((v for k, v in root.value if k.value == key), None)
     return None

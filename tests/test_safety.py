@@ -713,15 +713,15 @@ def test_an_across_match_beside_a_lifted_veto_asks_the_model(tmp_path):
 
 
 class _Reader:
-    """A stand-in for the fine-tuned reader: the same P(urgent) for every text."""
+    """A stand-in for the fine-tuned reader: the same probabilities (not urgent, a, b) for every text."""
 
-    classes = ["", "a"]
+    classes = ["", "a", "b"]
 
-    def __init__(self, urgent: float):
-        self.urgent = urgent
+    def __init__(self, *p):
+        self.p = p
 
     def probabilities(self, texts):
-        return np.array([[1.0 - self.urgent, self.urgent]] * len(texts), np.float32)
+        return np.array([self.p] * len(texts), np.float32)
 
 
 def test_a_topic_word_pins_unless_the_reader_is_sure_the_message_is_not_urgent(tmp_path):
@@ -733,13 +733,13 @@ def test_a_topic_word_pins_unless_the_reader_is_sure_the_message_is_not_urgent(t
     past = "used to self harm as a teen, ten years clean"
     hit = rules.check(past)  # without a reader a topic word pins like any pattern
     assert hit is not None and hit.reason.startswith("topic:")
-    rules.urgency = SimpleNamespace(reader=_Reader(0.01))
+    rules.urgency = SimpleNamespace(reader=_Reader(0.99, 0.01, 0.0))
     assert rules.check(past) is None
     # the means at hand are a plain pattern: the reader does not veto them
     assert rules.check("the cable is tied to the banister, I used to self harm") is not None
     # ... nor in a later sentence than the topic word
     assert rules.check("I used to self harm. the cable is tied to the banister") is not None
-    rules.urgency = SimpleNamespace(reader=_Reader(0.03))
+    rules.urgency = SimpleNamespace(reader=_Reader(0.97, 0.03, 0.0))
     assert rules.check(past) is not None
 
 
@@ -780,30 +780,20 @@ def _crisis_rules(tmp_path, semantic: str = "  crisis_reads: [a, b]\n  crisis_pi
     return SafetyRules.load(path)
 
 
-class _CrisisReader:
-    classes = ["", "a", "b"]
-
-    def __init__(self, *p):
-        self.p = p
-
-    def probabilities(self, texts):
-        return np.array([self.p] * len(texts), np.float32)
-
-
 def test_the_reader_pins_a_crisis_split_between_categories(tmp_path):
     rules = _crisis_rules(tmp_path)
-    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_CrisisReader(0.04, 0.50, 0.46))
+    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_Reader(0.04, 0.50, 0.46))
     hit = rules._crisis_read(np.zeros((1, 4), np.float32), ["took them all"], set())
     assert hit is not None and hit.category == "a" and hit.reason == "reader: P(crisis) 0.96"
     assert rules._crisis_read(np.zeros((1, 4), np.float32), ["took them all"], {"a"}) is None  # a rule vetoed it
-    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_CrisisReader(0.04, 0.30, 0.66))
+    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_Reader(0.04, 0.30, 0.66))
     assert rules._crisis_read(np.zeros((1, 4), np.float32), ["x"], set()).category == "b"  # the likelier one
-    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_CrisisReader(0.10, 0.45, 0.45))
+    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=_Reader(0.10, 0.45, 0.45))
     assert rules._crisis_read(np.zeros((1, 4), np.float32), ["x"], set()) is None  # 0.90 < 0.95
-    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.3, reader=_CrisisReader(0.0, 1.0, 0.0))
+    rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.3, reader=_Reader(0.0, 1.0, 0.0))
     assert rules._crisis_read(np.zeros((1, 4), np.float32), ["x"], set()) is None  # below the linear model's gate
     # a clause alone pins only if the whole message (the first row) reads at least CRISIS_WHOLE a crisis
-    reader = _CrisisReader(0.02, 0.96, 0.02)
+    reader = _Reader(0.02, 0.96, 0.02)
     reader.probabilities = lambda texts: np.array([[0.7, 0.3, 0.0]] + [[0.02, 0.96, 0.02]] * (len(texts) - 1), np.float32)
     rules.urgency = SimpleNamespace(urgency=lambda vectors, skip: 0.9, reader=reader)
     assert rules._crisis_read(np.zeros((2, 4), np.float32), ["whole message", "a clause"], set()) is None
