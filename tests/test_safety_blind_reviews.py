@@ -18,7 +18,9 @@ prevention beside the alarming words, where calm contexts act), each measured on
 (session20_code_review.tsv, 240 messages a helper wrote against its regexes). Session 21 added eight
 (session21_review32-39.tsv): five all self-harm (32 and 39 framed like 31; 33, 35 and 37 half framed, half plain,
 in the indirect words people use), one of falls and injuries with the same framing (34) and two general (36, 38);
-35-39 were measured before they were read (README, "Session 21"). Every line is a test: `urgent` must pin, `harmless` must not.
+35-39 were measured before they were read (README, "Session 21"). Session 22 added nine (session22_review40-48.tsv):
+seven general, two all self-harm (43, 44), each measured before it was read; rules were written from 40-42 only
+(README, "Session 22"). Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
