@@ -5,7 +5,8 @@ The labelled set is JSON lines, one question a line (see README, "Evaluating")::
     {"question": "upper back exercises", "ids": ["how-do-you-strengthen-your-upper-back"], "safety": null,
      "kind": "keywords", "split": "test"}
 
-- ``ids``: entries that correctly answer it; ``[]`` when the FAQ does not cover it (must be declined).
+- ``ids``: entries that correctly answer it; ``[]`` when the FAQ does not cover it (must be declined); ``null``
+  when it is labelled for the safety check only (neither answered nor declined: a review's message).
 - ``safety``: the category that must be pinned, or null (then it must NOT be pinned).
 - ``kind``: a free label used to break figures down (paraphrase, misspelling, off_topic, urgent, ...).
 - ``split``: ``tune`` (used to choose settings) or ``test`` (only ever reported).
@@ -30,7 +31,7 @@ from .index import OUT_OF_SCOPE
 from .corpus import Corpus, normalize_question, read_text
 from .errors import CorpusError, QAError
 from .textnorm import clean
-from .reader import SafetyReader, reader_path
+from .reader import SafetyReader, reader_data_path, reader_path
 from .urgency import NOT_URGENT, THRESHOLDS, UrgencyModel, model_path
 
 logger = logging.getLogger(__name__)
@@ -52,14 +53,15 @@ class Item:
     split: str
     line: int
     file: str = ""  # the labelled file's name, for "file:line" in reports
+    scored: bool = True  # False ("ids": null): labelled for the safety check only, not for retrieval
 
     @property
     def in_scope(self) -> bool:
-        return bool(self.ids) and not self.safety
+        return self.scored and bool(self.ids) and not self.safety
 
     @property
     def off_topic(self) -> bool:
-        return not self.ids and not self.safety
+        return self.scored and not self.ids and not self.safety
 
 
 def load_labelled(paths: str | Path | list, corpus: Corpus | None = None, split: str = "all") -> list[Item]:
@@ -85,6 +87,7 @@ def _load_one(path: Path, corpus: Corpus | None, split: str) -> list[Item]:
             raise CorpusError(path, f"not valid JSON ({exc})", number) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("question"), str):
             raise CorpusError(path, 'expected an object with a "question" string', number)
+        scored = obj.get("ids", []) is not None
         ids = obj.get("ids") or []
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise CorpusError(path, '"ids" must be a list of entry ids', number)
@@ -95,9 +98,10 @@ def _load_one(path: Path, corpus: Corpus | None, split: str) -> list[Item]:
             raise CorpusError(path, f'"split" must be "tune" or "test", not {item_split!r}', number)
         if split != "all" and item_split != split:
             continue
-        items.append(Item(obj["question"], tuple(ids), obj.get("safety") or None,
-                          obj.get("kind") or ("urgent" if obj.get("safety") else "in_scope" if ids else "off_topic"),
-                          item_split, number, path.name))
+        kind = obj.get("kind") or ("urgent" if obj.get("safety") else "in_scope" if ids else
+                                   "off_topic" if scored else "not_urgent")
+        items.append(Item(obj["question"], tuple(ids), obj.get("safety") or None, kind, item_split, number, path.name,
+                          scored))
     if not items:
         raise CorpusError(path, f"no labelled questions (split {split!r})")
     return items
@@ -670,8 +674,8 @@ def add_commands(sub, with_paths) -> None:
     sp.add_argument("--safety-only", action="store_true",
                     help="refit only the safety model (after editing the safety rules or the labelled set)")
     sp.add_argument("--reader", action="store_true",
-                    help="fine-tune only the safety reader, which adds pins where nothing else pinned (about "
-                         "8 minutes on two cores for 7,000 messages)")
+                    help="fine-tune only the safety reader on the tuning part and the rules' safety.reader.jsonl, "
+                         "if there is one (about 20 minutes on two cores for 22,000 messages)")
     sp.set_defaults(func=cmd_tune)
 
 
@@ -840,7 +844,15 @@ def _tune_reader(args, bot, tune_items: list[Item], test_items: list[Item]) -> i
         raise QAError(f"{bot.paths.safety} are the default rules, whose reader this FAQ's labels must not replace: "
                       "pass --safety with a copy of them")
     before = metrics(run(bot, test_items))
-    items = _safety_items(bot, tune_items, test_items)
+    extra = []
+    if (data := reader_data_path(bot.paths.safety)).exists():
+        seen = {_key(it) for it in tune_items}
+        for it in load_labelled(data, bot.corpus, "tune"):
+            if _key(it) not in seen:
+                seen.add(_key(it))
+                extra.append(it)
+        print(f"with {len(extra)} messages of {data.name} beside the labelled set")
+    items = _safety_items(bot, tune_items + extra, test_items)
     reader = SafetyReader.fit(bot.encoder, [clean(it.question) for it in items], [it.safety or "" for it in items],
                               show_progress=True)
     reader.attach(bot.encoder)

@@ -492,6 +492,18 @@ def test_eval_json_reports_metrics_on_a_labelled_set(capsys, work, tmp_path):
          "expected": "why-is-my-upper-back-so-weak", "got": "how-i-cured-my-upper-back-pain"}]
 
 
+def test_a_message_labelled_for_the_safety_check_only_is_neither_answered_nor_declined(bot, tmp_path):
+    """``"ids": null``: a review's message, whose answer nobody labelled, counts for safety only."""
+    from qa.evaluate import load_labelled, metrics, run as run_items
+
+    only = {"question": "How do you strengthen your upper back? asking for my dad, he is fine", "ids": None}
+    items = load_labelled(write_labels(tmp_path / "labels.jsonl", LABELS[:2] + [only]))
+    assert [(it.in_scope, it.off_topic, it.kind) for it in items] == [
+        (True, False, "verbatim"), (True, False, "verbatim"), (False, False, "not_urgent")]
+    m = metrics(run_items(bot, items))
+    assert (m["questions"], m["in_scope"], m["off_topic"], m["false_alarms"]) == (3, 2, 0, 0.0)
+
+
 def test_eval_with_an_unknown_id_exits_1_naming_the_line(capsys, work, tmp_path):
     labels = write_labels(tmp_path / "labels.jsonl", LABELS[:2] + [{"question": "x", "ids": ["no-such-entry"]}])
     code, out, err = run(capsys, "eval", "--json", "--labels", labels, *work.paths)

@@ -15,7 +15,7 @@ import pytest
 
 from qa.cli import main
 from qa.errors import CorpusError
-from qa.reader import SafetyReader, reader_path
+from qa.reader import SafetyReader, reader_data_path, reader_path
 from qa.safety import SafetyRules
 from qa.urgency import model_path
 
@@ -172,6 +172,23 @@ def test_qa_tune_reader_fine_tunes_and_saves_the_reader_beside_the_rules(bot, ca
     assert "safety reader fine-tuned on 40 messages (20 urgent)" in out and f"saved to {reader_path(rules_path)}" in out
     saved = SafetyReader.load(reader_path(rules_path))
     assert saved.trained_on == 40 and saved.model == bot.encoder.name
+
+
+def test_qa_tune_reader_learns_from_the_messages_beside_the_rules_too(capsys, tmp_path):
+    """``safety.reader.jsonl`` beside the rules: messages labelled for the reader only (the blind reviews');
+    one already in the labelled set is read once."""
+    rules_path = _rules_copy(tmp_path)
+    rows = _sample(10, 10)
+    extra = [{"question": "my dad has no pulse, i'm doing cpr now", "ids": None, "safety": "chest_pain"},
+             {"question": "did cpr training at work today, good to know", "ids": None, "safety": None},
+             dict(rows[0], ids=None)]
+    reader_data_path(rules_path).write_text("".join(json.dumps(dict(r, split="tune")) + "\n" for r in extra),
+                                            encoding="utf-8")
+    code = main(["tune", "--reader", "--dry-run", "--labels", _labels(tmp_path, rows), "--corpus", str(CORPUS),
+                 "--index", str(tmp_path / "idx"), "--safety", str(rules_path), "--settings", str(SETTINGS)])
+    out = capsys.readouterr().out
+    assert code == 0 and "with 2 messages of safety.reader.jsonl beside the labelled set" in out
+    assert "safety reader fine-tuned on 22 messages (11 urgent)" in out
 
 
 def test_qa_tune_reader_and_safety_only_together_are_refused(capsys, tmp_path):
