@@ -20,7 +20,9 @@ prevention beside the alarming words, where calm contexts act), each measured on
 in the indirect words people use), one of falls and injuries with the same framing (34) and two general (36, 38);
 35-39 were measured before they were read (README, "Session 21"). Session 22 added nine (session22_review40-48.tsv):
 seven general, two all self-harm (43, 44), each measured before it was read; rules were written from 40-42 only
-(README, "Session 22"). Every line is a test: `urgent` must pin, `harmless` must not.
+(README, "Session 22"). Session 23 added four (session23_review49-52.tsv: 49-50 general, 51-52 all self-harm),
+measured before the reader was refitted and never read. Since session 23 the safety reader also learns from
+every review here but 43-52 (corpus/safety.reader.jsonl), so only 43-52 are unseen by every model. Every line is a test: `urgent` must pin, `harmless` must not.
 A line marked `miss` is what the shipped build still gets wrong: a strict xfail, so mending it turns the run
 red until the mark goes.
 """
