@@ -75,7 +75,11 @@ def load_labelled(paths: str | Path | list, corpus: Corpus | None = None, split:
     return _load_one(Path(paths), corpus, split)
 
 
-def _load_one(path: Path, corpus: Corpus | None, split: str) -> list[Item]:
+#: What a line of a reader's own messages (``safety.reader.jsonl``) leaves out: labelled for safety only, for tuning.
+READER_DATA_DEFAULTS = {"ids": None, "split": "tune"}
+
+
+def _load_one(path: Path, corpus: Corpus | None, split: str, defaults: dict | None = None) -> list[Item]:
     known = set(corpus.by_id()) if corpus else None
     items = []
     for number, line in enumerate(read_text(path).splitlines(), 1):
@@ -87,6 +91,7 @@ def _load_one(path: Path, corpus: Corpus | None, split: str) -> list[Item]:
             raise CorpusError(path, f"not valid JSON ({exc})", number) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("question"), str):
             raise CorpusError(path, 'expected an object with a "question" string', number)
+        obj = {**(defaults or {}), **obj}
         scored = obj.get("ids", []) is not None
         ids = obj.get("ids") or []
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -847,7 +852,7 @@ def _tune_reader(args, bot, tune_items: list[Item], test_items: list[Item]) -> i
     extra = []
     if (data := reader_data_path(bot.paths.safety)).exists():
         seen = {_key(it) for it in tune_items}
-        for it in load_labelled(data, bot.corpus, "tune"):
+        for it in _load_one(data, bot.corpus, "tune", READER_DATA_DEFAULTS):
             if _key(it) not in seen:
                 seen.add(_key(it))
                 extra.append(it)

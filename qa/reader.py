@@ -66,7 +66,8 @@ def reader_path(rules_path: str | Path) -> Path:
 
 def reader_data_path(rules_path: str | Path) -> Path:
     """Messages the reader of a rules file learns from besides the labelled set, if the file is there
-    (labelled-set lines with ``"ids": null``): ``safety.yaml`` -> ``safety.reader.jsonl``."""
+    (labelled-set lines whose ``"ids"`` default to null and ``"split"`` to ``tune``, so ``{"question": ...,
+    "safety": ...}`` is enough): ``safety.yaml`` -> ``safety.reader.jsonl``."""
     return Path(rules_path).with_suffix(".reader.jsonl")
 
 

@@ -175,15 +175,14 @@ def test_qa_tune_reader_fine_tunes_and_saves_the_reader_beside_the_rules(bot, ca
 
 
 def test_qa_tune_reader_learns_from_the_messages_beside_the_rules_too(capsys, tmp_path):
-    """``safety.reader.jsonl`` beside the rules: messages labelled for the reader only (the blind reviews');
-    one already in the labelled set is read once."""
+    """``safety.reader.jsonl`` beside the rules: messages labelled for the reader only (the blind reviews'), a
+    question and its category a line; one already in the labelled set is read once."""
     rules_path = _rules_copy(tmp_path)
     rows = _sample(10, 10)
-    extra = [{"question": "my dad has no pulse, i'm doing cpr now", "ids": None, "safety": "chest_pain"},
-             {"question": "did cpr training at work today, good to know", "ids": None, "safety": None},
-             dict(rows[0], ids=None)]
-    reader_data_path(rules_path).write_text("".join(json.dumps(dict(r, split="tune")) + "\n" for r in extra),
-                                            encoding="utf-8")
+    extra = [{"question": "my dad has no pulse, i'm doing cpr now", "safety": "chest_pain"},
+             {"question": "did cpr training at work today, good to know", "safety": None},
+             {"question": rows[0]["question"], "safety": rows[0]["safety"]}]
+    reader_data_path(rules_path).write_text("".join(json.dumps(r) + "\n" for r in extra), encoding="utf-8")
     code = main(["tune", "--reader", "--dry-run", "--labels", _labels(tmp_path, rows), "--corpus", str(CORPUS),
                  "--index", str(tmp_path / "idx"), "--safety", str(rules_path), "--settings", str(SETTINGS)])
     out = capsys.readouterr().out
